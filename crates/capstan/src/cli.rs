@@ -1,0 +1,305 @@
+//! The command line, as clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Capstan: a cluster control plane for Docker hosts — managers, workers,
+/// RBAC, identity, a registry and client bundles, in one binary.
+#[derive(Parser, Debug)]
+#[command(name = "capstan", version, propagate_version = true)]
+pub struct Cli {
+    /// Where this node keeps its state [default: /var/lib/capstan for root,
+    /// else ~/.local/share/capstan].
+    #[arg(long, global = true, env = "CAPSTAN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `capstan=debug`.
+    #[arg(long, global = true, env = "CAPSTAN_LOG")]
+    pub log_level: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start an all-in-one single-node cluster on this machine (installs on first run).
+    Up(UpArgs),
+    /// Install the first manager of a new cluster and start it.
+    Install(InstallArgs),
+    /// Join this machine to a cluster with a join token and start it.
+    Join(JoinArgs),
+    /// Run the installed manager of this node.
+    Manager,
+    /// Run the worker agent of this node.
+    Agent,
+    /// Install or run the image registry on this node.
+    Registry,
+    /// Print or rotate join tokens.
+    Token(TokenArgs),
+    /// Manage nodes: ls, inspect, promote, demote, rm.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Show Raft state: leader, term, commit index, members' reachability.
+    Status(StatusArgs),
+    /// Read and write cluster key/value metadata (maintenance and diagnostics).
+    #[command(subcommand)]
+    Kv(KvCommand),
+    /// Back up the cluster state.
+    Backup,
+    /// Restore the cluster state from a backup.
+    Restore,
+    /// Collect logs and state for support.
+    SupportBundle,
+    /// Cluster certificate authority operations.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Run a built-in benchmark and print JSON figures.
+    Bench(BenchArgs),
+}
+
+/// Where a client command connects.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// A manager's swarm address `host:port` [default: this node's manager].
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+/// Ports and addresses shared by install, join and up.
+#[derive(Args, Debug, Clone)]
+pub struct NodeNet {
+    /// The address other nodes reach this one at [default: what this host's name resolves to].
+    #[arg(long)]
+    pub host_address: Option<String>,
+    /// Address the swarm port listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub listen_address: String,
+    /// Extra subject alternative name for this node's certificates (repeatable).
+    #[arg(long = "san")]
+    pub sans: Vec<String>,
+    /// Gateway port (dashboard, REST API, Docker API).
+    #[arg(long, default_value_t = 443)]
+    pub controller_port: u16,
+    /// Cluster gRPC port (Raft, cluster API, joins).
+    #[arg(long, default_value_t = 2377)]
+    pub swarm_port: u16,
+    /// Kubernetes API port.
+    #[arg(long, default_value_t = 6443)]
+    pub kube_apiserver_port: u16,
+}
+
+/// `capstan up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Gateway port.
+    #[arg(long, default_value_t = 8443)]
+    pub controller_port: u16,
+    /// Cluster gRPC port.
+    #[arg(long, default_value_t = 2377)]
+    pub swarm_port: u16,
+    /// Kubernetes API port.
+    #[arg(long, default_value_t = 6443)]
+    pub kube_apiserver_port: u16,
+    /// Admin username on first start.
+    #[arg(long, default_value = "admin")]
+    pub admin_username: String,
+}
+
+/// `capstan install`.
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub net: NodeNet,
+    /// Ask for the admin username, password and extra SANs.
+    #[arg(long)]
+    pub interactive: bool,
+    /// First admin's username.
+    #[arg(long)]
+    pub admin_username: Option<String>,
+    /// First admin's password (prefer --admin-password-file).
+    #[arg(long, env = "CAPSTAN_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// File holding the first admin's password.
+    #[arg(long, conflicts_with = "admin_password")]
+    pub admin_password_file: Option<PathBuf>,
+    /// Lifetime of node certificates, e.g. `90d`, `12h`.
+    #[arg(long, default_value = "90d")]
+    pub cert_ttl: String,
+    /// Only prepare the data directory; start it later with `capstan manager`.
+    #[arg(long)]
+    pub init_only: bool,
+}
+
+/// `capstan join`.
+#[derive(Args, Debug)]
+pub struct JoinArgs {
+    /// The join token from `capstan token worker|manager`.
+    #[arg(long, env = "CAPSTAN_JOIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// A manager's swarm address, `host:port`.
+    pub manager: String,
+    #[command(flatten)]
+    pub net: NodeNet,
+    /// Only join and prepare the data directory; start it later.
+    #[arg(long)]
+    pub init_only: bool,
+}
+
+/// `capstan token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Which token: `worker` or `manager`.
+    pub role: String,
+    /// Replace the token; the old one stops working at once.
+    #[arg(long)]
+    pub rotate: bool,
+    /// Print only the token.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `capstan node ...`.
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// List nodes.
+    Ls {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show one node as JSON.
+    Inspect {
+        /// Node id, id prefix or hostname.
+        node: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Make nodes voting managers.
+    Promote {
+        /// Node ids, id prefixes or hostnames.
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Make managers workers (refused if quorum would be lost).
+    Demote {
+        /// Node ids, id prefixes or hostnames.
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove nodes from the cluster.
+    Rm {
+        /// Node ids, id prefixes or hostnames.
+        #[arg(required = true)]
+        nodes: Vec<String>,
+        /// Remove even if the node still looks alive.
+        #[arg(long, short)]
+        force: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// `capstan status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `capstan kv ...`: the `kv` table of the replicated store.
+#[derive(Subcommand, Debug)]
+pub enum KvCommand {
+    /// Print a value (linearizable unless --local).
+    Get {
+        /// Key.
+        key: String,
+        /// Read this manager's applied state without asking the leader.
+        #[arg(long)]
+        local: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Set a value.
+    Put {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+        /// Only if the key's current version is this (0: only if absent).
+        #[arg(long)]
+        expect_version: Option<u64>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete a key.
+    Rm {
+        /// Key.
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List keys with a prefix.
+    Ls {
+        /// Key prefix.
+        #[arg(default_value = "")]
+        prefix: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// `capstan ca ...`.
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Roll the cluster root CA without downtime.
+    Rotate,
+}
+
+/// `capstan bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// What to measure: `store`.
+    pub what: String,
+    /// Seconds to run each measured phase.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Skip the etcd comparison.
+    #[arg(long)]
+    pub no_peer: bool,
+}
+
+/// Installs the tracing subscriber: info for node roles, warn for client
+/// commands, unless --log-level says otherwise.
+pub fn init_logging(cli: &Cli) {
+    let runs_a_node = matches!(
+        cli.command,
+        Command::Up(_) | Command::Install(_) | Command::Join(_) | Command::Manager
+    );
+    let default = if runs_a_node { "info" } else { "warn" };
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(cli.log_level.as_deref().unwrap_or(default))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

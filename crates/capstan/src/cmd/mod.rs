@@ -1,0 +1,62 @@
+//! One module per command family; each turns parsed arguments into calls on
+//! the library crates and prints the result.
+
+mod kv;
+mod node;
+mod setup;
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use capstan_manager::DataDir;
+
+use crate::cli::{CaCommand, Cli, Command};
+
+/// The data directory: the flag or env, else a per-user default.
+pub fn data_dir(cli_value: Option<PathBuf>) -> DataDir {
+    if let Some(p) = cli_value {
+        return DataDir::new(p);
+    }
+    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::env::var("HOME").map(|h| h == "/root").unwrap_or(false);
+    if is_root {
+        return DataDir::new("/var/lib/capstan");
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    DataDir::new(PathBuf::from(home).join(".local/share/capstan"))
+}
+
+fn not_yet(what: &str, arrives_with: &str) -> anyhow::Result<()> {
+    bail!("`capstan {what}` is not implemented in this version yet ({arrives_with})")
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = data_dir(cli.data_dir);
+    match cli.command {
+        Command::Up(args) => setup::up(dir, args).await,
+        Command::Install(args) => setup::install(dir, args).await,
+        Command::Join(args) => setup::join(dir, args).await,
+        Command::Manager => setup::manager(dir).await,
+        Command::Token(args) => node::token(&dir, args).await,
+        Command::Node(cmd) => node::node(&dir, cmd).await,
+        Command::Status(args) => node::status(&dir, args).await,
+        Command::Kv(cmd) => kv::kv(&dir, cmd).await,
+        Command::Bench(args) => bail!(
+            "benchmark {:?} is not implemented in this version yet",
+            args.what
+        ),
+        Command::Agent => not_yet(
+            "agent",
+            "the worker agent runs tasks from the next release on",
+        ),
+        Command::Registry => not_yet("registry", "the image registry is still being built"),
+        Command::Backup => not_yet("backup", "backup and restore are planned"),
+        Command::Restore => not_yet("restore", "backup and restore are planned"),
+        Command::SupportBundle => not_yet("support-bundle", "support bundles are planned"),
+        Command::Ca(CaCommand::Rotate) => not_yet(
+            "ca rotate",
+            "root rotation is planned; node certificates already renew by themselves",
+        ),
+    }
+}

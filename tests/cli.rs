@@ -1,0 +1,359 @@
+//! The `capstan` binary as a user runs it on one machine: help, `up`,
+//! `status`, install validation, and refusing a damaged data directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn capstan() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_capstan"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A child process killed when the test ends, whatever happens.
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `capstan <args>` and waits until a stdout line contains `marker`.
+fn start_until(args: &[&str], marker: &str, timeout: Duration) -> (Running, String) {
+    let mut child = capstan()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn capstan");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let running = Running(child);
+    let start = Instant::now();
+    let mut seen = String::new();
+    while start.elapsed() < timeout {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(marker) {
+                // Keep draining so the child never blocks on a full pipe.
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return (running, seen);
+            }
+        }
+    }
+    panic!("capstan {args:?} did not print {marker:?} within {timeout:?}; printed:\n{seen}");
+}
+
+fn status_json(dir: &Path) -> serde_json::Value {
+    let out = capstan()
+        .args([
+            "--data-dir",
+            dir.to_str().expect("utf-8 path"),
+            "status",
+            "--json",
+        ])
+        .output()
+        .expect("run capstan status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = capstan()
+        .arg("--help")
+        .output()
+        .expect("run capstan --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in [
+        "up",
+        "install",
+        "join",
+        "manager",
+        "agent",
+        "registry",
+        "token",
+        "node",
+        "status",
+        "backup",
+        "restore",
+        "support-bundle",
+        "bench",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{cmd} "))),
+            "--help does not list {cmd}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn unfinished_commands_say_so_and_fail() {
+    for cmd in [
+        &["backup"][..],
+        &["restore"],
+        &["support-bundle"],
+        &["ca", "rotate"],
+    ] {
+        let out = capstan().args(cmd).output().expect("run capstan");
+        assert!(!out.status.success(), "{cmd:?} exited 0");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not implemented"), "{cmd:?}: {err}");
+    }
+}
+
+#[test]
+fn up_starts_a_one_node_cluster_that_status_reports() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().to_str().expect("utf-8 path").to_string();
+    let swarm = free_port().to_string();
+    let (_up, printed) = start_until(
+        &["--data-dir", &d, "up", "--swarm-port", &swarm],
+        "Capstan is up",
+        Duration::from_secs(60),
+    );
+    assert!(
+        printed.contains(&format!("https://127.0.0.1:{swarm}")),
+        "{printed}"
+    );
+    let pw =
+        std::fs::read_to_string(dir.path().join("admin-password")).expect("admin password saved");
+    assert!(pw.trim().len() >= 16);
+    let s = status_json(dir.path());
+    assert_eq!(s["state"], "leader", "{s}");
+    assert_eq!(s["leader_id"], s["node_id"]);
+    assert_eq!(s["members"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s["members"][0]["reachable"], true);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("pki/node.key"))
+            .expect("node key")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn install_validates_its_input_and_writes_nothing_on_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().join("node");
+    let d = d.to_str().expect("utf-8 path");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--admin-username",
+                "admin",
+                "--admin-password",
+                "short",
+                "--host-address",
+                "127.0.0.1",
+            ],
+            "at least 8",
+        ),
+        (
+            &[
+                "--admin-username",
+                "bad name",
+                "--admin-password",
+                "long enough",
+                "--host-address",
+                "127.0.0.1",
+            ],
+            "username",
+        ),
+        (
+            &[
+                "--admin-username",
+                "admin",
+                "--admin-password",
+                "long enough",
+                "--host-address",
+                "not a host",
+            ],
+            "--host-address",
+        ),
+        (
+            &[
+                "--admin-username",
+                "admin",
+                "--admin-password",
+                "long enough",
+                "--host-address",
+                "127.0.0.1",
+                "--swarm-port",
+                "443",
+            ],
+            "both 443",
+        ),
+        (
+            &["--admin-username", "admin", "--host-address", "127.0.0.1"],
+            "--admin-password",
+        ),
+        (
+            &[
+                "--admin-username",
+                "admin",
+                "--admin-password",
+                "long enough",
+                "--host-address",
+                "127.0.0.1",
+                "--cert-ttl",
+                "9x",
+            ],
+            "--cert-ttl",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = capstan()
+            .args(["--data-dir", d, "install", "--init-only"])
+            .args(*args)
+            .output()
+            .expect("run capstan install");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in {err}"
+        );
+        assert!(
+            !Path::new(d).join("node.toml").exists(),
+            "{args:?} left a node.toml"
+        );
+    }
+}
+
+fn install_and_write(dir: &Path) {
+    let d = dir.to_str().expect("utf-8 path");
+    let out = capstan()
+        .args([
+            "--data-dir",
+            d,
+            "install",
+            "--init-only",
+            "--admin-username",
+            "admin",
+        ])
+        .args([
+            "--admin-password",
+            "long enough",
+            "--host-address",
+            "127.0.0.1",
+        ])
+        .args([
+            "--listen-address",
+            "127.0.0.1",
+            "--swarm-port",
+            &free_port().to_string(),
+        ])
+        .output()
+        .expect("install");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (manager, _) = start_until(
+        &["--data-dir", d, "manager"],
+        "is running",
+        Duration::from_secs(60),
+    );
+    let put = capstan()
+        .args(["--data-dir", d, "kv", "put", "precious", "data"])
+        .output()
+        .expect("kv put");
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    drop(manager);
+}
+
+fn start_fails_naming(dir: &Path, what: &str) {
+    let out = capstan()
+        .args(["--data-dir", dir.to_str().expect("utf-8 path"), "manager"])
+        .stdout(Stdio::null())
+        .output()
+        .expect("run manager");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "manager started on a {what} store");
+    assert!(
+        err.contains(&dir.join("raft").display().to_string()),
+        "{what}: error does not name the path: {err}"
+    );
+}
+
+#[test]
+fn a_corrupted_or_emptied_store_is_refused_not_served_empty() {
+    // Garbled: every byte of the sled files overwritten.
+    let garbled = tempfile::tempdir().expect("temp dir");
+    install_and_write(garbled.path());
+    for entry in walk(&garbled.path().join("raft")) {
+        let len = std::fs::metadata(&entry).map(|m| m.len()).unwrap_or(0);
+        std::fs::write(&entry, vec![0xA5u8; len as usize]).expect("garble");
+    }
+    start_fails_naming(garbled.path(), "garbled");
+
+    // Truncated: sled files cut to a few bytes.
+    let truncated = tempfile::tempdir().expect("temp dir");
+    install_and_write(truncated.path());
+    for entry in walk(&truncated.path().join("raft")) {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&entry)
+            .expect("open");
+        f.set_len(7).expect("truncate");
+    }
+    start_fails_naming(truncated.path(), "truncated");
+
+    // Emptied: the store's files removed but the directory kept.
+    let emptied = tempfile::tempdir().expect("temp dir");
+    install_and_write(emptied.path());
+    let raft = emptied.path().join("raft");
+    for entry in std::fs::read_dir(&raft).expect("raft dir") {
+        let p = entry.expect("entry").path();
+        if p.file_name().and_then(|n| n.to_str()) == Some("STORE") {
+            continue;
+        }
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).expect("remove");
+        } else {
+            std::fs::remove_file(&p).expect("remove");
+        }
+    }
+    start_fails_naming(emptied.path(), "emptied");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let p = entry.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.file_name().and_then(|n| n.to_str()) != Some("STORE") {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,282 @@
+//! A cluster of `capstan` managers in containers on a private network, built
+//! on `capstan-testkit`, plus the gRPC client the tests drive it with.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use capstan_manager::DataDir;
+use capstan_proto::v1 as pb;
+use capstan_proto::v1::cluster_client::ClusterClient;
+use capstan_testkit::{Container, ContainerSpec, ExecOutput, Harness, TestImage, TestNetwork};
+use tonic::transport::Channel;
+
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Password of the admin every test cluster is installed with.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// The `capstan` binary under test (static, so it runs in a scratch image).
+pub fn capstan_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_capstan"))
+}
+
+/// One manager container.
+pub struct Member {
+    pub name: String,
+    pub container: Container,
+}
+
+/// A cluster of managers on one private network.
+pub struct TestCluster {
+    pub harness: Harness,
+    pub net: TestNetwork,
+    pub image: TestImage,
+    pub members: Vec<Member>,
+    certs: tempfile::TempDir,
+}
+
+fn manager_script(name: &str, first: bool) -> String {
+    let start = if first {
+        format!(
+            "exec capstan install --data-dir /data --host-address {name} --admin-username admin"
+        )
+    } else {
+        format!("exec capstan join --data-dir /data --host-address {name} manager1:2377")
+    };
+    format!("if [ -f /data/node.toml ]; then exec capstan manager --data-dir /data; fi; {start}")
+}
+
+impl TestCluster {
+    /// Starts `n` managers: `manager1` installs, the others join with the
+    /// manager token; returns once every member is a reachable voter.
+    pub async fn managers(n: usize) -> Result<TestCluster> {
+        let harness = Harness::new()?;
+        let image = TestImage::ensure(capstan_bin())?;
+        let net = harness.network("cluster")?;
+        let mut cluster = TestCluster {
+            harness,
+            net,
+            image,
+            members: vec![],
+            certs: tempfile::tempdir()?,
+        };
+        cluster.start_member("manager1", None)?;
+        cluster.wait_for_leader(0, Duration::from_secs(30)).await?;
+        cluster.fetch_certs()?;
+        if n > 1 {
+            let token = cluster.capstan_ok(0, &["token", "manager", "--quiet"])?;
+            for i in 2..=n {
+                cluster.start_member(&format!("manager{i}"), Some(token.trim()))?;
+            }
+            cluster.wait_for_voters(n, Duration::from_secs(60)).await?;
+        }
+        Ok(cluster)
+    }
+
+    fn start_member(&mut self, name: &str, token: Option<&str>) -> Result<()> {
+        let mut spec = ContainerSpec::new(name, self.image.tag())
+            .hostname(name)
+            .network(&self.net)
+            .volume(format!("data-{name}"), "/data")
+            .env("CAPSTAN_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .cmd(["sh", "-c", &manager_script(name, token.is_none())]);
+        if let Some(t) = token {
+            spec = spec.env("CAPSTAN_JOIN_TOKEN", t);
+        }
+        let container = self.harness.run(spec)?;
+        self.members.push(Member {
+            name: name.to_string(),
+            container,
+        });
+        Ok(())
+    }
+
+    /// Runs `capstan <args>` inside member `i`.
+    pub fn capstan(&self, i: usize, args: &[&str]) -> Result<ExecOutput> {
+        let mut cmd = vec!["capstan", "--data-dir", "/data"];
+        cmd.extend_from_slice(args);
+        Ok(self.members[i].container.exec(&cmd)?)
+    }
+
+    /// Runs `capstan <args>` inside member `i` and returns stdout, failing
+    /// with stderr if it exits non-zero.
+    pub fn capstan_ok(&self, i: usize, args: &[&str]) -> Result<String> {
+        let out = self.capstan(i, args)?;
+        if !out.success() {
+            return Err(format!(
+                "capstan {args:?} on {} failed: {}{}",
+                self.members[i].name, out.stdout, out.stderr
+            )
+            .into());
+        }
+        Ok(out.stdout)
+    }
+
+    /// `capstan status --json` of member `i`.
+    pub fn status(&self, i: usize) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(
+            &self.capstan_ok(i, &["status", "--json"])?,
+        )?)
+    }
+
+    /// The index of the member member `i` believes leads.
+    pub fn leader_seen_by(&self, i: usize) -> Option<usize> {
+        let s = self.status(i).ok()?;
+        let leader = s["leader_id"].as_str()?.to_string();
+        let members = s["members"].as_array()?;
+        let hostname = members
+            .iter()
+            .find(|m| m["node_id"].as_str() == Some(leader.as_str()))?["hostname"]
+            .as_str()?
+            .to_string();
+        self.members.iter().position(|m| m.name == hostname)
+    }
+
+    /// Waits until member `i` sees a leader, returning its index.
+    pub async fn wait_for_leader(&self, i: usize, timeout: Duration) -> Result<usize> {
+        let start = Instant::now();
+        loop {
+            if let Some(l) = self.leader_seen_by(i) {
+                return Ok(l);
+            }
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "{} saw no leader within {timeout:?}; logs:\n{}",
+                    self.members[i].name,
+                    self.members[i]
+                        .container
+                        .logs_tail(Some(40))
+                        .unwrap_or_default()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the leader reports `n` reachable voters.
+    pub async fn wait_for_voters(&self, n: usize, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        let mut last = String::new();
+        loop {
+            if let Some(l) = self.leader_seen_by(0) {
+                if let Ok(s) = self.status(l) {
+                    let voters = s["members"]
+                        .as_array()
+                        .map(|m| {
+                            m.iter()
+                                .filter(|m| m["voter"] == true && m["reachable"] == true)
+                                .count()
+                        })
+                        .unwrap_or(0);
+                    if voters == n {
+                        return Ok(());
+                    }
+                    last = s.to_string();
+                }
+            }
+            if start.elapsed() > timeout {
+                let logs: Vec<String> = self
+                    .members
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "--- {}\n{}",
+                            m.name,
+                            m.container.logs_tail(Some(30)).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                return Err(format!(
+                    "no {n} reachable voters within {timeout:?}; last status {last}\n{}",
+                    logs.join("\n")
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Copies a manager identity out of manager1 so the test can call the
+    /// cluster API from the host, as a manager node would.
+    fn fetch_certs(&self) -> Result<()> {
+        let c = &self.members[0].container;
+        c.cp_from("/data/pki", &self.certs.path().join("pki"))?;
+        c.cp_from("/data/node.toml", &self.certs.path().join("node.toml"))?;
+        Ok(())
+    }
+
+    /// The `host:port` of member `i`'s swarm port as the host reaches it.
+    pub fn addr(&self, i: usize) -> Result<String> {
+        Ok(format!("{}:2377", self.members[i].container.ip(&self.net)?))
+    }
+
+    /// A cluster API client of member `i`.
+    pub async fn client(&self, i: usize) -> Result<ClusterClient<Channel>> {
+        let dir = DataDir::new(self.certs.path());
+        Ok(capstan_manager::client::connect(&dir, Some(&self.addr(i)?)).await?)
+    }
+
+    /// Puts `key = value` through member `i`; returns the new version.
+    pub async fn put(&self, i: usize, key: &str, value: &str) -> Result<u64> {
+        let mut c = self.client(i).await?;
+        let resp = c.write(put_request(key, value)).await?.into_inner();
+        Ok(resp.objects.first().map(|o| o.version).unwrap_or_default())
+    }
+
+    /// Reads `key` through member `i`.
+    pub async fn get(
+        &self,
+        i: usize,
+        key: &str,
+        linearizable: bool,
+    ) -> Result<Option<(String, u64)>> {
+        let mut c = self.client(i).await?;
+        let resp = c.read(read_request(key, linearizable)).await?.into_inner();
+        Ok(resp
+            .object
+            .map(|o| (String::from_utf8_lossy(&o.value).into_owned(), o.version)))
+    }
+
+    /// Logs of every member, for failure messages.
+    pub fn all_logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                format!(
+                    "--- {}\n{}",
+                    m.name,
+                    m.container.logs_tail(Some(60)).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// A put of `key` in the `kv` table, any version.
+pub fn put_request(key: &str, value: &str) -> pb::WriteRequest {
+    pb::WriteRequest {
+        ops: vec![pb::WriteOp {
+            table: "kv".into(),
+            id: key.into(),
+            op: Some(pb::write_op::Op::Put(value.as_bytes().to_vec())),
+            expected_version: 0,
+            any_version: true,
+        }],
+    }
+}
+
+/// A read of `key` in the `kv` table.
+pub fn read_request(key: &str, linearizable: bool) -> pb::ReadRequest {
+    pb::ReadRequest {
+        table: "kv".into(),
+        id: key.into(),
+        consistency: if linearizable {
+            pb::Consistency::Linearizable.into()
+        } else {
+            pb::Consistency::Serializable.into()
+        },
+    }
+}
