@@ -131,7 +131,7 @@ fn up_starts_a_one_node_cluster_that_status_reports() {
     let swarm = free_port().to_string();
     let (_up, printed) = start_until(
         &["--data-dir", &d, "up", "--swarm-port", &swarm],
-        "Capstan is up",
+        "try:",
         Duration::from_secs(60),
     );
     assert!(

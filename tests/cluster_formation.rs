@@ -95,7 +95,7 @@ async fn bad_join_tokens_are_refused_and_change_nothing() -> Result<()> {
         .and_then(|rest| rest.split_once('-'))
         .expect("token has CAPTKN-1-<digest>-<secret>");
     let other_digest = "0".repeat(64);
-    let zero_secret = "0".repeat(secret.len());
+    let zero_secret = "q".repeat(secret.len());
     let cases: Vec<(String, &str)> = vec![
         ("not-a-token".into(), "not a Capstan join token"),
         (format!("CAPTKN-2-{digest}-{secret}"), "version 2"),

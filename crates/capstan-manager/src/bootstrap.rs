@@ -395,6 +395,7 @@ pub async fn finish_join(
             };
             let req = RegisterManagerRequest {
                 advertise_addr: state.config.advertise_addr(),
+                node_id: state.node_id().to_string(),
             };
             match client.register_manager(req).await {
                 Ok(_) => {

@@ -299,16 +299,20 @@ impl Cluster for ClusterApi {
         &self,
         req: Request<pb::RegisterManagerRequest>,
     ) -> Result<Response<pb::RegisterManagerResponse>, Status> {
+        // The identity check happens where the joined manager connected; a
+        // forwarded request carries the forwarding manager's certificate.
+        if !is_forwarded(&req) && caller(&req)?.subject_cn != req.get_ref().node_id {
+            return Err(Status::permission_denied(
+                "a manager can only register itself",
+            ));
+        }
         lead_or_forward!(self, req, register_manager);
-        let who = caller(&req)?;
-        let id = who
-            .subject_cn
+        let r = req.into_inner();
+        let id = r
+            .node_id
             .parse()
-            .map_err(|e| Status::invalid_argument(format!("caller certificate: {e}")))?;
-        let addr = req.into_inner().advertise_addr;
-        let log_index = membership::register_manager(&self.state, id, addr)
-            .await
-            .map_err(Status::from)?;
+            .map_err(|e| Status::invalid_argument(format!("node id: {e}")))?;
+        let log_index = membership::register_manager(&self.state, id, r.advertise_addr).await?;
         Ok(Response::new(pb::RegisterManagerResponse { log_index }))
     }
 

@@ -75,6 +75,22 @@ pub async fn register_manager(
     if voters(state).contains(&id) {
         return Ok(state.sm.applied_index());
     }
+    match state
+        .get::<Node>(&id.to_string(), Consistency::Linearizable)
+        .await?
+    {
+        Some((node, _)) if node.role == NodeRole::Manager => {}
+        Some(_) => {
+            return Err(ManagerError::Denied(format!(
+                "node {id} joined as a worker; only managers become voters"
+            )))
+        }
+        None => {
+            return Err(ManagerError::NotFound(format!(
+                "node {id} never joined this cluster"
+            )))
+        }
+    }
     let add = state.raft.add_learner(id.0, BasicNode { addr }, true);
     tokio::time::timeout(CATCH_UP_TIMEOUT, add)
         .await

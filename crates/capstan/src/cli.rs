@@ -273,14 +273,37 @@ pub enum CaCommand {
 /// `capstan bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// What to measure: `store`.
+    /// What to measure: `store` (a three-manager cluster on loopback, then
+    /// a three-member etcd cluster with the same workload).
     pub what: String,
     /// Seconds to run each measured phase.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
-    /// Skip the etcd comparison.
+    /// Skip the etcd comparison (otherwise `etcd` must be on the PATH; on
+    /// Debian: `apt-get install etcd-server`).
     #[arg(long)]
     pub no_peer: bool,
+    /// Writes of distinct keys after the timed phases, before data-dir
+    /// size and memory are measured (0 skips the growth phase).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub growth_writes: u64,
+    /// Where the clients of the timed phases connect: `leader` (every
+    /// client on the leader) or `all` (spread over the three members).
+    #[arg(long, value_enum, default_value_t = ClientsOn::Leader)]
+    pub clients_on: ClientsOn,
+    /// Directory for the clusters' temporary data [default: the system
+    /// temporary directory]. Put it on the disk you want measured.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Which members benchmark clients connect to.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientsOn {
+    /// Every client on the current leader.
+    Leader,
+    /// Client `i` on member `i mod 3`.
+    All,
 }
 
 /// Installs the tracing subscriber: info for node roles, warn for client
@@ -290,7 +313,11 @@ pub fn init_logging(cli: &Cli) {
         cli.command,
         Command::Up(_) | Command::Install(_) | Command::Join(_) | Command::Manager
     );
-    let default = if runs_a_node { "info" } else { "warn" };
+    let default = if runs_a_node {
+        "info,openraft=warn"
+    } else {
+        "warn"
+    };
     let filter =
         tracing_subscriber::EnvFilter::try_new(cli.log_level.as_deref().unwrap_or(default))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

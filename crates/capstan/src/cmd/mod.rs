@@ -1,6 +1,7 @@
 //! One module per command family; each turns parsed arguments into calls on
 //! the library crates and prints the result.
 
+mod bench;
 mod kv;
 mod node;
 mod setup;
@@ -42,10 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(cmd) => node::node(&dir, cmd).await,
         Command::Status(args) => node::status(&dir, args).await,
         Command::Kv(cmd) => kv::kv(&dir, cmd).await,
-        Command::Bench(args) => bail!(
-            "benchmark {:?} is not implemented in this version yet",
-            args.what
-        ),
+        Command::Bench(args) => bench::bench(args).await,
         Command::Agent => not_yet(
             "agent",
             "the worker agent runs tasks from the next release on",
