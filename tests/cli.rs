@@ -357,3 +357,119 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Runs `capstan <args>` on a pseudo-terminal (util-linux `script`),
+/// typing `input`, as an operator at a console would.
+fn on_a_terminal(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let command = std::iter::once(env!("CARGO_BIN_EXE_capstan"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes())
+        .expect("type the answers");
+    child.wait_with_output().expect("script finishes")
+}
+
+#[test]
+fn interactive_install_asks_for_admin_and_aliases() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let port = free_port().to_string();
+    let base = [
+        "--data-dir",
+        d,
+        "install",
+        "--interactive",
+        "--init-only",
+        "--host-address",
+        "127.0.0.1",
+        "--swarm-port",
+        &port,
+    ];
+
+    let out = on_a_terminal(&base, "admin\nfirst password\nsecond password\n");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("differ"), "{printed}");
+    assert!(
+        !dir.path().join("node.toml").exists(),
+        "mismatched passwords installed a node"
+    );
+
+    let out = on_a_terminal(
+        &base,
+        "admin\nlong enough pw\nlong enough pw\nmaster.docker-dca.example, lab-alias\n",
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("Admin password:") && printed.contains("prepared in"),
+        "{printed}"
+    );
+    let config = std::fs::read_to_string(dir.path().join("node.toml")).expect("node.toml written");
+    assert!(
+        config.contains("master.docker-dca.example") && config.contains("lab-alias"),
+        "{config}"
+    );
+    let pem = std::fs::read_to_string(dir.path().join("pki/node.crt")).expect("node certificate");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).expect("PEM body");
+    for san in [
+        &b"master.docker-dca.example"[..],
+        b"lab-alias",
+        b"capstan-manager",
+    ] {
+        assert!(
+            der.windows(san.len()).any(|w| w == san),
+            "certificate lacks SAN {}",
+            String::from_utf8_lossy(san)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_admin_password_is_stored_only_as_an_argon2_hash() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().to_str().expect("utf-8 path").to_string();
+    let swarm = free_port().to_string();
+    let (_up, _) = start_until(
+        &["--data-dir", &d, "up", "--swarm-port", &swarm],
+        "try:",
+        Duration::from_secs(60),
+    );
+    let password =
+        std::fs::read_to_string(dir.path().join("admin-password")).expect("password file");
+    let mut client = capstan_manager::client::connect(&capstan_manager::DataDir::new(&d), None)
+        .await
+        .expect("connect to the local manager");
+    let admin = client
+        .read(capstan_proto::v1::ReadRequest {
+            table: "users".into(),
+            id: "admin".into(),
+            consistency: capstan_proto::v1::Consistency::Linearizable.into(),
+        })
+        .await
+        .expect("read the admin record")
+        .into_inner()
+        .object
+        .expect("the admin exists");
+    let record = String::from_utf8(admin.value).expect("JSON record");
+    assert!(record.contains("$argon2id$"), "{record}");
+    assert!(
+        !record.contains(password.trim()),
+        "the password itself is stored"
+    );
+    assert!(record.contains("\"admin\":true"), "{record}");
+}

@@ -55,6 +55,40 @@ async fn three_managers_form_a_cluster_and_forward_writes() -> Result<()> {
         Some(("hello".into(), version))
     );
 
+    // A stale version is refused and changes nothing.
+    let mut client = c.client(other).await?;
+    let mut stale = common::put_request("greeting", "overwritten");
+    stale.ops[0].any_version = false;
+    stale.ops[0].expected_version = version - 1;
+    let err = client
+        .write(stale)
+        .await
+        .expect_err("a stale version was accepted");
+    assert_eq!(err.code(), tonic::Code::Aborted, "{err}");
+    assert!(err.message().contains("version conflict"), "{err}");
+    assert_eq!(
+        c.get(leader, "greeting", true).await?,
+        Some(("hello".into(), version))
+    );
+
+    // Every manager streams committed changes.
+    let mut watch = client
+        .watch(capstan_proto::v1::WatchRequest {
+            tables: vec!["kv".into()],
+        })
+        .await?
+        .into_inner();
+    let written = c.put(follower, "watched", "seen").await?;
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await??
+        .expect("watch stream ended");
+    let object = event.object.expect("event carries the object");
+    assert_eq!(
+        (object.id.as_str(), object.value.as_slice(), object.version),
+        ("watched", &b"seen"[..], written)
+    );
+    assert!(!event.deleted);
+
     // The CLI does the same.
     c.capstan_ok(other, &["kv", "put", "cli-key", "cli-value"])?;
     assert_eq!(
