@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use capstan_manager::DataDir;
 use capstan_proto::v1 as pb;
 use capstan_proto::v1::cluster_client::ClusterClient;
+use capstan_proto::v1::swarm_client::SwarmClient;
 use capstan_testkit::{Container, ContainerSpec, ExecOutput, Harness, TestImage, TestNetwork};
 use tonic::transport::Channel;
 
@@ -36,15 +37,26 @@ pub struct TestCluster {
     certs: tempfile::TempDir,
 }
 
+/// Config every test node starts with: agents heartbeat every second, so a
+/// lost node is down after three seconds.
+const TEST_CONFIG: &str = r#"[agent]\nheartbeat_interval = "1s"\n"#;
+
 fn manager_script(name: &str, first: bool) -> String {
+    let cfg = "capstan --config /tmp/capstan.toml";
     let start = if first {
-        format!(
-            "exec capstan install --data-dir /data --host-address {name} --admin-username admin"
-        )
+        format!("exec {cfg} install --data-dir /data --host-address {name} --admin-username admin")
     } else {
-        format!("exec capstan join --data-dir /data --host-address {name} manager1:2377")
+        format!("exec {cfg} join --data-dir /data --host-address {name} manager1:2377")
     };
-    format!("if [ -f /data/node.toml ]; then exec capstan manager --data-dir /data; fi; {start}")
+    format!(
+        "printf '{TEST_CONFIG}' > /tmp/capstan.toml; if [ -f /data/node.toml ]; then exec {cfg} manager --data-dir /data; fi; {start}"
+    )
+}
+
+fn worker_script(name: &str) -> String {
+    format!(
+        "if [ -f /data/node.toml ]; then exec capstan agent --data-dir /data; fi; exec capstan join --data-dir /data --host-address {name} manager1:2377"
+    )
 }
 
 impl TestCluster {
@@ -72,6 +84,65 @@ impl TestCluster {
             cluster.wait_for_voters(n, Duration::from_secs(60)).await?;
         }
         Ok(cluster)
+    }
+
+    /// Starts a worker whose agent drives the host's Docker engine (through
+    /// its socket) and waits until its node is ready. Containers the agent
+    /// makes are removed with the cluster.
+    pub async fn add_worker(&mut self, name: &str) -> Result<usize> {
+        let token = self.capstan_ok(self.live_manager(), &["token", "worker", "--quiet"])?;
+        let spec = ContainerSpec::new(name, self.image.tag())
+            .hostname(name)
+            .network(&self.net)
+            .volume(format!("data-{name}"), "/data")
+            .volume("/var/run/docker.sock", "/var/run/docker.sock")
+            .env("CAPSTAN_JOIN_TOKEN", token.trim())
+            .cmd(["sh", "-c", &worker_script(name)]);
+        let container = self.harness.run(spec)?;
+        self.members.push(Member {
+            name: name.to_string(),
+            container,
+        });
+        let index = self.members.len() - 1;
+        let start = Instant::now();
+        loop {
+            if let Some(node) = self.node(name)? {
+                if let Some(id) = node["ID"].as_str() {
+                    self.harness
+                        .sweep_label(format!("com.capstan.node.id={id}"));
+                }
+                if node["Status"] == "ready" {
+                    return Ok(index);
+                }
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(
+                    format!("worker {name} never became ready:\n{}", self.all_logs()).into(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// A manager whose container runs, to ask when others may be down.
+    pub fn live_manager(&self) -> usize {
+        self.members
+            .iter()
+            .position(|m| {
+                m.name.starts_with("manager") && m.container.is_running().unwrap_or(false)
+            })
+            .unwrap_or(0)
+    }
+
+    /// `node ls --json` entry of the node with this hostname.
+    pub fn node(&self, hostname: &str) -> Result<Option<serde_json::Value>> {
+        let any = self.live_manager();
+        let leader = self.leader_seen_by(any).unwrap_or(any);
+        let nodes: serde_json::Value =
+            serde_json::from_str(&self.capstan_ok(leader, &["node", "ls", "--json"])?)?;
+        Ok(nodes
+            .as_array()
+            .and_then(|a| a.iter().find(|n| n["Hostname"] == hostname).cloned()))
     }
 
     fn start_member(&mut self, name: &str, token: Option<&str>) -> Result<()> {
@@ -216,6 +287,13 @@ impl TestCluster {
     pub async fn client(&self, i: usize) -> Result<ClusterClient<Channel>> {
         let dir = DataDir::new(self.certs.path());
         Ok(capstan_manager::client::connect(&dir, Some(&self.addr(i)?)).await?)
+    }
+
+    /// A Swarm API client of member `i`.
+    pub async fn swarm(&self, i: usize) -> Result<SwarmClient<Channel>> {
+        let dir = DataDir::new(self.certs.path());
+        let channel = capstan_manager::client::channel(&dir, Some(&self.addr(i)?)).await?;
+        Ok(SwarmClient::new(channel).max_decoding_message_size(64 << 20))
     }
 
     /// Puts `key = value` through member `i`; returns the new version.

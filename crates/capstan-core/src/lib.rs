@@ -6,14 +6,26 @@
 //! its edge.
 
 pub mod cluster;
+pub mod constraint;
 pub mod ids;
 pub mod node;
+pub mod orchestrator;
 pub mod quorum;
+pub mod resource;
+pub mod scheduler;
+pub mod service;
 pub mod table;
+pub mod task;
 pub mod user;
+
+#[cfg(test)]
+mod fixtures;
 
 pub use cluster::ClusterInfo;
 pub use ids::NodeId;
-pub use node::{Availability, ManagerStatus, Node, NodeRole, NodeState};
+pub use node::{Availability, ManagerStatus, Node, NodeDescription, NodeRole, NodeState};
+pub use resource::{Config, Network, Secret};
+pub use service::{Service, ServiceMode, ServiceSpec, TaskSpec};
 pub use table::{decode, encode, DecodeError, Table};
+pub use task::{Task, TaskState, TaskStatus};
 pub use user::User;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::NodeId;
+use crate::service::Resources;
 use crate::table::Table;
 
 /// Whether a node takes part in Raft (manager) or only runs tasks (worker).
@@ -108,6 +109,34 @@ pub struct Node {
     /// Expiry of the node's current certificate.
     #[serde(with = "time::serde::rfc3339")]
     pub cert_not_after: OffsetDateTime,
+    /// What the node's agent reported about the machine (absent until its
+    /// first session).
+    #[serde(default)]
+    pub description: Option<NodeDescription>,
+}
+
+/// A machine as its agent describes it (`docker node inspect` Description).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NodeDescription {
+    /// Host name.
+    pub hostname: String,
+    /// `linux`.
+    pub os: String,
+    /// `x86_64`, `aarch64`.
+    pub arch: String,
+    /// CPUs and memory of the machine.
+    pub resources: Resources,
+    /// Free bytes on the Docker data root's file system.
+    #[serde(default)]
+    pub disk_free_bytes: u64,
+    /// Total bytes of that file system.
+    #[serde(default)]
+    pub disk_total_bytes: u64,
+    /// Docker Engine version.
+    pub engine_version: String,
+    /// Docker Engine labels (`engine.labels.*` in constraints).
+    #[serde(default)]
+    pub engine_labels: BTreeMap<String, String>,
 }
 
 impl Table for Node {
@@ -163,6 +192,7 @@ mod tests {
             created_at: t,
             updated_at: t,
             cert_not_after: t,
+            description: None,
         }
     }
 

@@ -12,6 +12,21 @@ pub struct Caller(pub PeerIdentity);
 pub fn require_manager(
     cluster_id: String,
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    require(cluster_id, &[PeerKind::Manager])
+}
+
+/// An interceptor admitting any node (manager or worker) of this cluster:
+/// the agents' dispatcher sessions.
+pub fn require_node(
+    cluster_id: String,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    require(cluster_id, &[PeerKind::Manager, PeerKind::Worker])
+}
+
+fn require(
+    cluster_id: String,
+    kinds: &'static [PeerKind],
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut req: Request<()>| {
         let certs = req.peer_certs().ok_or_else(|| {
             Status::unauthenticated(
@@ -28,7 +43,7 @@ pub fn require_manager(
                 "client certificate belongs to another cluster",
             ));
         }
-        if who.kind != PeerKind::Manager {
+        if !kinds.contains(&who.kind) {
             return Err(Status::permission_denied(format!(
                 "{} is not a manager: run cluster commands on a manager node",
                 who.subject_cn

@@ -184,6 +184,7 @@ pub fn install(opts: InstallOptions) -> Result<NodeConfig, ManagerError> {
             created_at: now,
             updated_at: now,
             cert_not_after: cert.not_after,
+            description: None,
         },
         admin: User {
             username: opts.admin_username,
@@ -196,6 +197,10 @@ pub fn install(opts: InstallOptions) -> Result<NodeConfig, ManagerError> {
     };
 
     capstan_pki::write_private_file(&dir.ca_key(), ca.key_pem().as_bytes())?;
+    capstan_pki::write_private_file(
+        &dir.secret_key(),
+        crate::swarm::SecretKey::generate().bytes(),
+    )?;
     capstan_pki::write_public_file(&dir.ca_cert(), ca.cert_pem().as_bytes())?;
     capstan_pki::write_private_file(&dir.node_key(), key.as_bytes())?;
     capstan_pki::write_public_file(&dir.node_cert(), cert.cert_pem.as_bytes())?;
@@ -369,7 +374,9 @@ pub async fn join(opts: JoinOptions) -> Result<NodeConfig, ManagerError> {
     };
     if role == NodeRole::Manager {
         ClusterCa::from_pem(&resp.ca_cert_pem, &resp.ca_key_pem)?;
+        let key = crate::swarm::SecretKey::from_bytes(&resp.secret_key)?;
         capstan_pki::write_private_file(&dir.ca_key(), resp.ca_key_pem.as_bytes())?;
+        capstan_pki::write_private_file(&dir.secret_key(), key.bytes())?;
     }
     capstan_pki::write_public_file(&dir.ca_cert(), resp.ca_cert_pem.as_bytes())?;
     capstan_pki::write_private_file(&dir.node_key(), key_pem.as_bytes())?;

@@ -15,6 +15,12 @@ pub async fn connect(
     dir: &DataDir,
     host: Option<&str>,
 ) -> Result<ClusterClient<Channel>, ManagerError> {
+    Ok(ClusterClient::new(channel(dir, host).await?))
+}
+
+/// A channel to the local manager (or `host`) as this node, for any of the
+/// swarm port's services.
+pub async fn channel(dir: &DataDir, host: Option<&str>) -> Result<Channel, ManagerError> {
     if !dir.is_installed() {
         return Err(ManagerError::NotInstalled {
             path: dir.root().to_path_buf(),
@@ -43,9 +49,8 @@ pub async fn connect(
             join_host_port(local, config.swarm_port)
         }
     };
-    let channel = endpoint(&addr, &tls)?
+    endpoint(&addr, &tls)?
         .connect()
         .await
-        .map_err(|source| ManagerError::Transport { addr, source })?;
-    Ok(ClusterClient::new(channel))
+        .map_err(|source| ManagerError::Transport { addr, source })
 }

@@ -107,6 +107,7 @@ impl Join for JoinApi {
             created_at: now,
             updated_at: now,
             cert_not_after: cert.not_after,
+            description: None,
         };
         self.state
             .write(
@@ -131,6 +132,11 @@ impl Join for JoinApi {
                 self.state.ca.key_pem().to_string()
             } else {
                 String::new()
+            },
+            secret_key: if role == NodeRole::Manager {
+                self.state.swarm.secret_key.bytes().to_vec()
+            } else {
+                Vec::new()
             },
             cluster_id: info.cluster_id,
             manager_addrs: membership::members(&self.state)

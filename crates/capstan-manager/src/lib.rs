@@ -19,6 +19,7 @@ pub mod reachability;
 pub mod server;
 pub mod state;
 pub mod supervisor;
+pub mod swarm;
 pub mod wire;
 
 pub use config::NodeConfig;

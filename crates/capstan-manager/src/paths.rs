@@ -29,6 +29,10 @@ impl DataDir {
     pub fn ca_key(&self) -> PathBuf {
         self.root.join("pki/ca.key")
     }
+    /// The key that seals secrets at rest (managers only).
+    pub fn secret_key(&self) -> PathBuf {
+        self.root.join("pki/secrets.key")
+    }
     /// This node's certificate.
     pub fn node_cert(&self) -> PathBuf {
         self.root.join("pki/node.crt")

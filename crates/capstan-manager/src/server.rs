@@ -16,7 +16,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
-use crate::auth::require_manager;
+use crate::auth::{require_manager, require_node};
 use crate::bootstrap;
 use crate::cluster_api::ClusterApi;
 use crate::config::NodeConfig;
@@ -26,6 +26,10 @@ use crate::paths::DataDir;
 use crate::reachability;
 use crate::state::{ManagerState, SharedState};
 use crate::supervisor::Supervisor;
+use crate::swarm::api::SwarmApi;
+use crate::swarm::DispatcherApi;
+use capstan_proto::v1::dispatcher_server::DispatcherServer;
+use capstan_proto::v1::swarm_server::SwarmServer;
 
 /// Cluster API messages (write batches, lists) may exceed gRPC's default.
 const MAX_MESSAGE: usize = 64 << 20;
@@ -33,6 +37,24 @@ const MAX_MESSAGE: usize = 64 << 20;
 const RENEWAL_CHECK: Duration = Duration::from_secs(3600);
 /// Renew when less than this fraction of the lifetime remains.
 const RENEW_AT: f64 = 0.3;
+
+/// Tunables of a running manager (from the config file).
+#[derive(Clone, Debug)]
+pub struct ManagerOptions {
+    /// Raft timers.
+    pub raft: capstan_store::RaftTiming,
+    /// How often agents heartbeat.
+    pub agent_heartbeat: Duration,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        Self {
+            raft: capstan_store::RaftTiming::default(),
+            agent_heartbeat: crate::swarm::dispatcher::DEFAULT_HEARTBEAT,
+        }
+    }
+}
 
 /// Told once the manager serves and knows a leader.
 #[derive(Clone, Debug)]
@@ -52,6 +74,7 @@ fn read_file(path: &std::path::Path) -> Result<String, ManagerError> {
 /// Runs an installed manager until `cancel` fires or a task fails.
 pub async fn run_manager(
     dir: DataDir,
+    options: ManagerOptions,
     cancel: CancellationToken,
     ready: Option<oneshot::Sender<Ready>>,
 ) -> Result<(), ManagerError> {
@@ -77,7 +100,7 @@ pub async fn run_manager(
     let network = capstan_store::network::Network::new(client_tls.clone());
     let raft = capstan_store::Raft::new(
         config.node_id.0,
-        capstan_store::raft_config(),
+        capstan_store::raft_config_with(&options.raft).map_err(ManagerError::Invalid)?,
         network,
         log,
         sm.clone(),
@@ -91,6 +114,10 @@ pub async fn run_manager(
         .map_err(|e| ManagerError::Unavailable(format!("cannot listen on {listen}: {e}")))?;
     tracing::info!(node = %config.node_id, %listen, "manager starting");
 
+    let swarm = crate::swarm::SwarmState::new(
+        options.agent_heartbeat,
+        crate::swarm::SecretKey::load(&dir.secret_key())?,
+    );
     let state: SharedState = Arc::new(ManagerState::new(
         config,
         dir,
@@ -98,6 +125,7 @@ pub async fn run_manager(
         sm,
         ca,
         client_tls,
+        swarm,
     ));
     let reload = Arc::new(Notify::new());
     let mut sup = Supervisor::new(cancel);
@@ -116,6 +144,10 @@ pub async fn run_manager(
     sup.spawn(
         "cert-renewal",
         renew_certificates(state.clone(), reload, sup.token()),
+    );
+    sup.spawn(
+        "swarm",
+        crate::swarm::runtime::run(state.clone(), sup.token()),
     );
     let result = sup.run().await;
     if let Err(e) = raft.shutdown().await {
@@ -191,6 +223,18 @@ async fn serve(
             require_manager(cluster_id),
         );
         let join = JoinServer::new(JoinApi::new(state.clone()));
+        let dispatcher = InterceptedService::new(
+            DispatcherServer::new(DispatcherApi::new(state.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            require_node(state.config.cluster_id.clone()),
+        );
+        let swarm = InterceptedService::new(
+            SwarmServer::new(SwarmApi::new(state.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            require_manager(state.config.cluster_id.clone()),
+        );
         let stop = cancel.clone();
         let reloaded = reload.clone();
         let shutdown = async move {
@@ -206,7 +250,12 @@ async fn serve(
             .add_service(raft)
             .add_service(cluster)
             .add_service(join)
-            .serve_with_incoming_shutdown(TcpIncoming::from(l), shutdown)
+            .add_service(dispatcher)
+            .add_service(swarm)
+            // `tcp_nodelay` above does not reach sockets accepted from our own
+            // listener: without this, Nagle delays small replies (Raft acks,
+            // read-index heartbeats) by a delayed-ACK round, ~40 ms.
+            .serve_with_incoming_shutdown(TcpIncoming::from(l).with_nodelay(Some(true)), shutdown)
             .await
             .map_err(|e| ManagerError::Unavailable(format!("swarm port: {e}")))?;
         if cancel.is_cancelled() {

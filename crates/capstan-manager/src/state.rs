@@ -64,7 +64,9 @@ pub struct ManagerState {
     pub client_tls: ClientTlsConfig,
     /// Which managers answered pings lately.
     pub reach: Reachability,
-    peers: Mutex<HashMap<String, ClusterClient<Channel>>>,
+    /// Swarm-mode components (dispatcher sessions, log routes, keys).
+    pub swarm: crate::swarm::SwarmState,
+    peers: Mutex<HashMap<String, Channel>>,
 }
 
 impl ManagerState {
@@ -76,6 +78,7 @@ impl ManagerState {
         sm: StateMachineStore,
         ca: ClusterCa,
         client_tls: ClientTlsConfig,
+        swarm: crate::swarm::SwarmState,
     ) -> Self {
         Self {
             config,
@@ -85,6 +88,7 @@ impl ManagerState {
             ca,
             client_tls,
             reach: Reachability::default(),
+            swarm,
             peers: Mutex::new(HashMap::new()),
         }
     }
@@ -107,21 +111,30 @@ impl ManagerState {
         Some((NodeId(id), node.addr))
     }
 
-    /// A (lazily connected) client of another manager's cluster API.
-    pub fn peer(&self, addr: &str) -> Result<ClusterClient<Channel>, ManagerError> {
+    /// A (lazily connected) channel to another manager's swarm port.
+    pub fn peer_channel(&self, addr: &str) -> Result<Channel, ManagerError> {
         let mut peers = self.peers.lock().expect("peer cache lock poisoned");
         if let Some(c) = peers.get(addr) {
             return Ok(c.clone());
         }
         let channel = endpoint(addr, &self.client_tls)?.connect_lazy();
-        let client = ClusterClient::new(channel);
-        peers.insert(addr.to_string(), client.clone());
-        Ok(client)
+        peers.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A client of another manager's cluster API.
+    pub fn peer(&self, addr: &str) -> Result<ClusterClient<Channel>, ManagerError> {
+        Ok(ClusterClient::new(self.peer_channel(addr)?))
     }
 
     /// A client of the leader, for requests this node must forward. Refuses
     /// when the request was itself forwarded here (no forwarding chains).
     pub fn leader_client(&self, forwarded: bool) -> Result<ClusterClient<Channel>, ManagerError> {
+        Ok(ClusterClient::new(self.leader_channel(forwarded)?))
+    }
+
+    /// A channel to the leader, for requests this node must forward.
+    pub fn leader_channel(&self, forwarded: bool) -> Result<Channel, ManagerError> {
         if forwarded {
             return Err(ManagerError::Unavailable(
                 "leadership is changing; retry in a moment".into(),
@@ -131,7 +144,7 @@ impl ManagerState {
             Some((id, _)) if id == self.node_id() => Err(ManagerError::Unavailable(
                 "this manager just became leader; retry".into(),
             )),
-            Some((_, addr)) => self.peer(&addr),
+            Some((_, addr)) => self.peer_channel(&addr),
             None => Err(no_leader()),
         }
     }

@@ -10,3 +10,8 @@
 pub mod v1 {
     tonic::include_proto!("capstan.v1");
 }
+
+/// The subset of etcd's v3 API the store benchmark drives (`proto/etcd`).
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
+}

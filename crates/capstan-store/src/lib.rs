@@ -40,8 +40,8 @@ mod validate;
 mod watermark;
 
 pub use config::{
-    raft_config, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, LOGS_KEPT_AFTER_SNAPSHOT,
-    SNAPSHOT_EVERY_LOGS,
+    raft_config, raft_config_with, RaftTiming, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS,
+    LOGS_KEPT_AFTER_SNAPSHOT, SNAPSHOT_EVERY_LOGS,
 };
 pub use engine::EngineError;
 pub use error::StoreError;

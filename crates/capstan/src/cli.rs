@@ -13,6 +13,11 @@ pub struct Cli {
     /// else ~/.local/share/capstan].
     #[arg(long, global = true, env = "CAPSTAN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Config file (TOML; see deploy/config.example.toml) [default:
+    /// /etc/capstan/config.toml when it exists]. Flags and CAPSTAN_*
+    /// variables override it.
+    #[arg(long, global = true, env = "CAPSTAN_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `capstan=debug`.
     #[arg(long, global = true, env = "CAPSTAN_LOG")]
     pub log_level: Option<String>,
@@ -69,41 +74,42 @@ pub struct Target {
     pub host: Option<String>,
 }
 
-/// Ports and addresses shared by install, join and up.
+/// Ports and addresses shared by install and join. Unset ones come from the
+/// config file, then the defaults shown.
 #[derive(Args, Debug, Clone)]
 pub struct NodeNet {
     /// The address other nodes reach this one at [default: what this host's name resolves to].
-    #[arg(long)]
+    #[arg(long, env = "CAPSTAN_HOST_ADDRESS")]
     pub host_address: Option<String>,
-    /// Address the swarm port listens on.
-    #[arg(long, default_value = "0.0.0.0")]
-    pub listen_address: String,
+    /// Address the swarm port listens on [default: 0.0.0.0].
+    #[arg(long, env = "CAPSTAN_LISTEN_ADDRESS")]
+    pub listen_address: Option<String>,
     /// Extra subject alternative name for this node's certificates (repeatable).
     #[arg(long = "san")]
     pub sans: Vec<String>,
-    /// Gateway port (dashboard, REST API, Docker API).
-    #[arg(long, default_value_t = 443)]
-    pub controller_port: u16,
-    /// Cluster gRPC port (Raft, cluster API, joins).
-    #[arg(long, default_value_t = 2377)]
-    pub swarm_port: u16,
-    /// Kubernetes API port.
-    #[arg(long, default_value_t = 6443)]
-    pub kube_apiserver_port: u16,
+    /// Gateway port (dashboard, REST API, Docker API) [default: 443].
+    #[arg(long, env = "CAPSTAN_CONTROLLER_PORT")]
+    pub controller_port: Option<u16>,
+    /// Cluster gRPC port (Raft, cluster API, joins) [default: 2377].
+    #[arg(long, env = "CAPSTAN_SWARM_PORT")]
+    pub swarm_port: Option<u16>,
+    /// Kubernetes API port [default: 6443].
+    #[arg(long, env = "CAPSTAN_KUBE_APISERVER_PORT")]
+    pub kube_apiserver_port: Option<u16>,
 }
 
 /// `capstan up`.
 #[derive(Args, Debug)]
 pub struct UpArgs {
-    /// Gateway port.
-    #[arg(long, default_value_t = 8443)]
-    pub controller_port: u16,
-    /// Cluster gRPC port.
-    #[arg(long, default_value_t = 2377)]
-    pub swarm_port: u16,
-    /// Kubernetes API port.
-    #[arg(long, default_value_t = 6443)]
-    pub kube_apiserver_port: u16,
+    /// Gateway port [default: 8443].
+    #[arg(long)]
+    pub controller_port: Option<u16>,
+    /// Cluster gRPC port [default: 2377].
+    #[arg(long)]
+    pub swarm_port: Option<u16>,
+    /// Kubernetes API port [default: 6443].
+    #[arg(long)]
+    pub kube_apiserver_port: Option<u16>,
     /// Admin username on first start.
     #[arg(long, default_value = "admin")]
     pub admin_username: String,
@@ -126,9 +132,9 @@ pub struct InstallArgs {
     /// File holding the first admin's password.
     #[arg(long, conflicts_with = "admin_password")]
     pub admin_password_file: Option<PathBuf>,
-    /// Lifetime of node certificates, e.g. `90d`, `12h`.
-    #[arg(long, default_value = "90d")]
-    pub cert_ttl: String,
+    /// Lifetime of node certificates, e.g. `90d`, `12h` [default: 90d].
+    #[arg(long, env = "CAPSTAN_CERT_TTL")]
+    pub cert_ttl: Option<String>,
     /// Only prepare the data directory; start it later with `capstan manager`.
     #[arg(long)]
     pub init_only: bool,
@@ -295,6 +301,10 @@ pub struct BenchArgs {
     /// temporary directory]. Put it on the disk you want measured.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Keep the clusters' data directories and logs after the run, for
+    /// inspection (their path is printed on stderr).
+    #[arg(long)]
+    pub keep_work_dir: bool,
 }
 
 /// Which members benchmark clients connect to.
@@ -306,9 +316,9 @@ pub enum ClientsOn {
     All,
 }
 
-/// Installs the tracing subscriber: info for node roles, warn for client
-/// commands, unless --log-level says otherwise.
-pub fn init_logging(cli: &Cli) {
+/// Installs the tracing subscriber: `level` from --log-level, CAPSTAN_LOG or
+/// the config file; else info for node roles and warn for client commands.
+pub fn init_logging(cli: &Cli, level: Option<&str>) {
     let runs_a_node = matches!(
         cli.command,
         Command::Up(_) | Command::Install(_) | Command::Join(_) | Command::Manager
@@ -318,9 +328,8 @@ pub fn init_logging(cli: &Cli) {
     } else {
         "warn"
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(cli.log_level.as_deref().unwrap_or(default))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_new(level.unwrap_or(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

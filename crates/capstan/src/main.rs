@@ -6,13 +6,22 @@
 mod cli;
 mod cmd;
 mod output;
+mod settings;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     capstan_pki::install_default_crypto_provider();
-    cli::init_logging(&cli);
+    let file = match settings::FileSettings::load(cli.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("capstan: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let level = cli.log_level.clone().or_else(|| file.log_level.clone());
+    cli::init_logging(&cli, level.as_deref());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -20,7 +29,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cmd::run(cli)) {
+    match runtime.block_on(cmd::run(cli, file)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("capstan: {e:#}");

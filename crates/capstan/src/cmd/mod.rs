@@ -1,6 +1,7 @@
 //! One module per command family; each turns parsed arguments into calls on
 //! the library crates and prints the result.
 
+mod agent;
 mod bench;
 mod kv;
 mod node;
@@ -12,10 +13,12 @@ use anyhow::bail;
 use capstan_manager::DataDir;
 
 use crate::cli::{CaCommand, Cli, Command};
+use crate::settings::FileSettings;
 
-/// The data directory: the flag or env, else a per-user default.
-pub fn data_dir(cli_value: Option<PathBuf>) -> DataDir {
-    if let Some(p) = cli_value {
+/// The data directory: the flag or env, else the config file, else a
+/// per-user default.
+pub fn data_dir(cli_value: Option<PathBuf>, file_value: Option<PathBuf>) -> DataDir {
+    if let Some(p) = cli_value.or(file_value) {
         return DataDir::new(p);
     }
     let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
@@ -32,22 +35,19 @@ fn not_yet(what: &str, arrives_with: &str) -> anyhow::Result<()> {
 }
 
 /// Runs one command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let dir = data_dir(cli.data_dir);
+pub async fn run(cli: Cli, file: FileSettings) -> anyhow::Result<()> {
+    let dir = data_dir(cli.data_dir, file.data_dir.clone());
     match cli.command {
-        Command::Up(args) => setup::up(dir, args).await,
-        Command::Install(args) => setup::install(dir, args).await,
-        Command::Join(args) => setup::join(dir, args).await,
-        Command::Manager => setup::manager(dir).await,
+        Command::Up(args) => setup::up(dir, args, &file).await,
+        Command::Install(args) => setup::install(dir, args, &file).await,
+        Command::Join(args) => setup::join(dir, args, &file).await,
+        Command::Manager => setup::manager(dir, &file).await,
         Command::Token(args) => node::token(&dir, args).await,
         Command::Node(cmd) => node::node(&dir, cmd).await,
         Command::Status(args) => node::status(&dir, args).await,
         Command::Kv(cmd) => kv::kv(&dir, cmd).await,
         Command::Bench(args) => bench::bench(args).await,
-        Command::Agent => not_yet(
-            "agent",
-            "the worker agent runs tasks from the next release on",
-        ),
+        Command::Agent => setup::agent(dir).await,
         Command::Registry => not_yet("registry", "the image registry is still being built"),
         Command::Backup => not_yet("backup", "backup and restore are planned"),
         Command::Restore => not_yet("restore", "backup and restore are planned"),

@@ -6,31 +6,13 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use capstan_core::NodeRole;
 use capstan_manager::bootstrap::{self, InstallOptions, JoinOptions};
-use capstan_manager::server::{run_manager, Ready};
+use capstan_manager::server::{run_manager, ManagerOptions, Ready};
 use capstan_manager::{DataDir, NodeConfig};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{InstallArgs, JoinArgs, NodeNet, UpArgs};
-
-/// Parses `90d`, `12h`, `30m` into whole days (at least one).
-fn parse_ttl_days(s: &str) -> anyhow::Result<u32> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("--cert-ttl {s:?}: expected a number with d, h or m, e.g. 90d"))?;
-    let hours = match unit {
-        "d" | "" => n * 24,
-        "h" => n,
-        "m" => n.div_ceil(60),
-        other => bail!("--cert-ttl {s:?}: unknown unit {other:?}; use d, h or m"),
-    };
-    let days = hours.div_ceil(24).max(1);
-    if days > 3650 {
-        bail!("--cert-ttl {s:?} is longer than 10 years");
-    }
-    Ok(days as u32)
-}
+use crate::settings::{parse_ttl_days, FileSettings};
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -40,11 +22,59 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn host_address(net: &NodeNet, hostname: &str) -> anyhow::Result<String> {
-    match &net.host_address {
-        Some(a) => Ok(a.clone()),
-        None => Ok(bootstrap::detect_host_address(hostname)?),
+/// Node addresses and ports after flags, environment and config file.
+struct Net {
+    host_address: String,
+    listen_address: String,
+    sans: Vec<String>,
+    controller_port: u16,
+    swarm_port: u16,
+    kube_apiserver_port: u16,
+}
+
+fn resolve_net(net: &NodeNet, file: &FileSettings, hostname: &str) -> anyhow::Result<Net> {
+    let host_address = match net
+        .host_address
+        .clone()
+        .or_else(|| file.host_address.clone())
+    {
+        Some(a) => a,
+        None => bootstrap::detect_host_address(hostname)?,
+    };
+    Ok(Net {
+        host_address,
+        listen_address: net
+            .listen_address
+            .clone()
+            .or_else(|| file.listen_address.clone())
+            .unwrap_or_else(|| "0.0.0.0".into()),
+        sans: if net.sans.is_empty() {
+            file.sans.clone().unwrap_or_default()
+        } else {
+            net.sans.clone()
+        },
+        controller_port: net.controller_port.or(file.controller_port).unwrap_or(443),
+        swarm_port: net.swarm_port.or(file.swarm_port).unwrap_or(2377),
+        kube_apiserver_port: net
+            .kube_apiserver_port
+            .or(file.kube_apiserver_port)
+            .unwrap_or(6443),
+    })
+}
+
+fn raft_timing(file: &FileSettings) -> anyhow::Result<capstan_store::RaftTiming> {
+    file.raft_timing().map_err(anyhow::Error::msg)
+}
+
+fn manager_options(file: &FileSettings) -> anyhow::Result<ManagerOptions> {
+    let mut options = ManagerOptions {
+        raft: raft_timing(file)?,
+        ..ManagerOptions::default()
+    };
+    if let Some(hb) = &file.agent.heartbeat_interval {
+        options.agent_heartbeat = crate::settings::parse_duration(hb)?;
     }
+    Ok(options)
 }
 
 /// Stops the manager on Ctrl-C or SIGTERM.
@@ -73,16 +103,49 @@ fn cancel_on_signal() -> CancellationToken {
 /// Runs the manager in the foreground, calling `announce` once it is ready.
 async fn run_foreground(
     dir: DataDir,
+    file: &FileSettings,
     announce: impl FnOnce(Ready) + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_foreground_with(dir, file, false, announce).await
+}
+
+/// Like [`run_foreground`], with a local agent beside the manager when
+/// `with_agent` and the Docker engine answers.
+async fn run_foreground_with(
+    dir: DataDir,
+    file: &FileSettings,
+    with_agent: bool,
+    announce: impl FnOnce(Ready) + Send + 'static,
+) -> anyhow::Result<()> {
+    let options = manager_options(file)?;
+    let cancel = cancel_on_signal();
     let (tx, rx) = oneshot::channel();
     tokio::spawn(async move {
         if let Ok(ready) = rx.await {
             announce(ready);
         }
     });
-    run_manager(dir, cancel_on_signal(), Some(tx)).await?;
+    let agent = with_agent.then(|| {
+        let dir = dir.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = super::agent::run(&dir, cancel).await {
+                tracing::warn!(error = %format!("{e:#}"), "no local agent: this node runs no tasks");
+            }
+        })
+    });
+    let result = run_manager(dir, options, cancel.clone(), Some(tx)).await;
+    cancel.cancel();
+    if let Some(a) = agent {
+        let _ = a.await;
+    }
+    result?;
     Ok(())
+}
+
+/// `capstan agent`.
+pub async fn agent(dir: DataDir) -> anyhow::Result<()> {
+    super::agent::run(&dir, cancel_on_signal()).await
 }
 
 fn prompt(question: &str) -> anyhow::Result<String> {
@@ -96,8 +159,10 @@ fn prompt(question: &str) -> anyhow::Result<String> {
     Ok(line.trim().to_string())
 }
 
-fn admin_credentials(args: &InstallArgs) -> anyhow::Result<(String, String, Vec<String>)> {
-    let mut sans = args.net.sans.clone();
+fn admin_credentials(
+    args: &InstallArgs,
+    mut sans: Vec<String>,
+) -> anyhow::Result<(String, String, Vec<String>)> {
     if args.interactive {
         let username = match &args.admin_username {
             Some(u) => u.clone(),
@@ -137,21 +202,29 @@ fn admin_credentials(args: &InstallArgs) -> anyhow::Result<(String, String, Vec<
 }
 
 /// `capstan install`.
-pub async fn install(dir: DataDir, args: InstallArgs) -> anyhow::Result<()> {
-    let (admin_username, admin_password, sans) = admin_credentials(&args)?;
+pub async fn install(dir: DataDir, args: InstallArgs, file: &FileSettings) -> anyhow::Result<()> {
     let hostname = hostname();
+    let net = resolve_net(&args.net, file, &hostname)?;
+    let ttl = args
+        .cert_ttl
+        .clone()
+        .or_else(|| file.cert_ttl.clone())
+        .unwrap_or_else(|| "90d".into());
+    let cert_ttl_days = parse_ttl_days(&ttl).context("--cert-ttl")?;
+    raft_timing(file)?;
+    let (admin_username, admin_password, sans) = admin_credentials(&args, net.sans)?;
     let config = bootstrap::install(InstallOptions {
         data_dir: dir.clone(),
-        host_address: host_address(&args.net, &hostname)?,
+        host_address: net.host_address,
         hostname,
         sans,
         admin_username,
         admin_password,
-        listen_address: args.net.listen_address.clone(),
-        swarm_port: args.net.swarm_port,
-        controller_port: args.net.controller_port,
-        kube_apiserver_port: args.net.kube_apiserver_port,
-        cert_ttl_days: parse_ttl_days(&args.cert_ttl)?,
+        listen_address: net.listen_address,
+        swarm_port: net.swarm_port,
+        controller_port: net.controller_port,
+        kube_apiserver_port: net.kube_apiserver_port,
+        cert_ttl_days,
     })?;
     if args.init_only {
         println!(
@@ -162,7 +235,7 @@ pub async fn install(dir: DataDir, args: InstallArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    run_foreground(dir, move |ready| {
+    run_foreground(dir, file, move |ready| {
         println!(
             "Installation complete: manager {} leads cluster {}; cluster API at https://{}",
             ready.node_id, config.cluster_id, ready.advertise_addr
@@ -172,26 +245,28 @@ pub async fn install(dir: DataDir, args: InstallArgs) -> anyhow::Result<()> {
 }
 
 /// `capstan join`.
-pub async fn join(dir: DataDir, args: JoinArgs) -> anyhow::Result<()> {
+pub async fn join(dir: DataDir, args: JoinArgs, file: &FileSettings) -> anyhow::Result<()> {
     let hostname = hostname();
+    let net = resolve_net(&args.net, file, &hostname)?;
+    raft_timing(file)?;
     let config = bootstrap::join(JoinOptions {
         data_dir: dir.clone(),
         token: args.token.trim().to_string(),
         manager: args.manager.clone(),
-        host_address: host_address(&args.net, &hostname)?,
+        host_address: net.host_address,
         hostname,
-        sans: args.net.sans.clone(),
-        listen_address: args.net.listen_address.clone(),
-        swarm_port: args.net.swarm_port,
-        controller_port: args.net.controller_port,
-        kube_apiserver_port: args.net.kube_apiserver_port,
+        sans: net.sans,
+        listen_address: net.listen_address,
+        swarm_port: net.swarm_port,
+        controller_port: net.controller_port,
+        kube_apiserver_port: net.kube_apiserver_port,
     })
     .await?;
     println!(
         "This node joined the cluster as a {} with id {}.",
         config.role, config.node_id
     );
-    if config.role == NodeRole::Worker || args.init_only {
+    if args.init_only {
         if config.role == NodeRole::Worker {
             println!(
                 "Start its agent with `capstan agent --data-dir {}`.",
@@ -200,7 +275,10 @@ pub async fn join(dir: DataDir, args: JoinArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    run_foreground(dir, |ready| {
+    if config.role == NodeRole::Worker {
+        return super::agent::run(&dir, cancel_on_signal()).await;
+    }
+    run_foreground(dir, file, |ready| {
         println!(
             "Manager {} is running; leader is {}.",
             ready.node_id, ready.leader
@@ -210,8 +288,8 @@ pub async fn join(dir: DataDir, args: JoinArgs) -> anyhow::Result<()> {
 }
 
 /// `capstan manager`.
-pub async fn manager(dir: DataDir) -> anyhow::Result<()> {
-    run_foreground(dir, |ready| {
+pub async fn manager(dir: DataDir, file: &FileSettings) -> anyhow::Result<()> {
+    run_foreground(dir, file, |ready| {
         println!(
             "Manager {} is running; leader is {}.",
             ready.node_id, ready.leader
@@ -221,7 +299,7 @@ pub async fn manager(dir: DataDir) -> anyhow::Result<()> {
 }
 
 /// `capstan up`: install on first run, then run the manager.
-pub async fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
+pub async fn up(dir: DataDir, args: UpArgs, file: &FileSettings) -> anyhow::Result<()> {
     let started = Instant::now();
     let password_file = dir.root().join("admin-password");
     let first_run = !dir.is_installed();
@@ -235,9 +313,15 @@ pub async fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
             admin_username: args.admin_username.clone(),
             admin_password: password.clone(),
             listen_address: "127.0.0.1".into(),
-            swarm_port: args.swarm_port,
-            controller_port: args.controller_port,
-            kube_apiserver_port: args.kube_apiserver_port,
+            swarm_port: args.swarm_port.or(file.swarm_port).unwrap_or(2377),
+            controller_port: args
+                .controller_port
+                .or(file.controller_port)
+                .unwrap_or(8443),
+            kube_apiserver_port: args
+                .kube_apiserver_port
+                .or(file.kube_apiserver_port)
+                .unwrap_or(6443),
             cert_ttl_days: 90,
         })?;
         capstan_pki::write_private_file(&password_file, format!("{password}\n").as_bytes())?;
@@ -245,7 +329,7 @@ pub async fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
     let config = NodeConfig::load(&dir.config())?;
     let root = dir.root().display().to_string();
     let admin = args.admin_username;
-    run_foreground(dir, move |ready| {
+    run_foreground_with(dir, file, true, move |ready| {
         let took = started.elapsed();
         println!(
             "Capstan is up in {:.1}s: cluster {}",
@@ -268,19 +352,4 @@ pub async fn up(dir: DataDir, args: UpArgs) -> anyhow::Result<()> {
         println!("  try:          capstan --data-dir {root} status");
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_ttl_days;
-
-    #[test]
-    fn ttl_parsing() {
-        assert_eq!(parse_ttl_days("90d").unwrap(), 90);
-        assert_eq!(parse_ttl_days("12h").unwrap(), 1);
-        assert_eq!(parse_ttl_days("49h").unwrap(), 3);
-        assert!(parse_ttl_days("90x").is_err());
-        assert!(parse_ttl_days("d").is_err());
-        assert!(parse_ttl_days("99999d").is_err());
-    }
 }

@@ -2,7 +2,6 @@
 //! this very binary: `install --init-only` and `manager` for the first,
 //! `join` for the other two, each with its own data directory and ports.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,7 +20,8 @@ use crate::cmd::node::status_error;
 
 /// Managers in the benchmark cluster.
 const MANAGERS: usize = 3;
-/// How long a manager may take to start or join.
+/// How long a manager may take to start or join, and the cluster to count
+/// a joined manager as a reachable voter.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The throwaway admin password of the benchmark cluster.
 const ADMIN_PASSWORD: &str = "capstan-bench-admin";
@@ -42,8 +42,13 @@ fn capstan(dir: &Path) -> anyhow::Result<Command> {
     let exe = std::env::current_exe().context("find the running capstan binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("--data-dir").arg(dir);
-    // The children log at their own default level, whatever this run uses.
-    cmd.env_remove("CAPSTAN_LOG").env_remove("CAPSTAN_DATA_DIR");
+    // Only the flags given here shape the cluster: settings this run got
+    // from the environment (log level, ports, ...) must not leak into it.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CAPSTAN_") {
+            cmd.env_remove(key);
+        }
+    }
     Ok(cmd)
 }
 
@@ -62,8 +67,8 @@ fn net_args(cmd: &mut Command, swarm: u16, ports: &mut Ports) -> anyhow::Result<
 }
 
 impl CapstanCluster {
-    /// Installs and starts the first manager, joins two more, and waits
-    /// until the leader reports three reachable voters.
+    /// Installs and starts the first manager, joins two more one after the
+    /// other, and waits until the leader reports three reachable voters.
     pub async fn start(work: &Path, ports: &mut Ports) -> anyhow::Result<CapstanCluster> {
         let mut cluster = CapstanCluster { managers: vec![] };
         let first = work.join("manager1");
@@ -81,18 +86,28 @@ impl CapstanCluster {
         let mut token = capstan(&cluster.managers[0].dir)?;
         token.args(["token", "manager", "--quiet"]);
         let token = run_to_end("capstan token manager", token, START_TIMEOUT).await?;
-        let leader_addr = cluster.managers[0].addr.clone();
         for i in 2..=MANAGERS {
-            let dir = work.join(format!("manager{i}"));
-            let swarm = ports.free()?;
-            let mut join = capstan(&dir)?;
-            join.args(["join", &leader_addr])
-                .env("CAPSTAN_JOIN_TOKEN", token.trim());
-            net_args(&mut join, swarm, ports)?;
-            cluster.launch(work, dir, swarm, join).await?;
+            cluster.join(work, i, token.trim(), ports).await?;
+            cluster.wait_for_voters(i, START_TIMEOUT).await?;
         }
-        cluster.wait_for_voters(START_TIMEOUT).await?;
         Ok(cluster)
+    }
+
+    /// Joins manager `i` through the first manager.
+    async fn join(
+        &mut self,
+        work: &Path,
+        i: usize,
+        token: &str,
+        ports: &mut Ports,
+    ) -> anyhow::Result<()> {
+        let dir = work.join(format!("manager{i}"));
+        let swarm = ports.free()?;
+        let mut join = capstan(&dir)?;
+        join.args(["join", &self.managers[0].addr])
+            .env("CAPSTAN_JOIN_TOKEN", token);
+        net_args(&mut join, swarm, ports)?;
+        self.launch(work, dir, swarm, join).await
     }
 
     async fn launch(
@@ -102,7 +117,10 @@ impl CapstanCluster {
         swarm: u16,
         cmd: Command,
     ) -> anyhow::Result<()> {
-        let name = format!("manager{}", self.managers.len() + 1);
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "manager".into());
         let mut process = Process::spawn(&name, cmd, &work.join(format!("{name}.log")))?;
         process.wait_for_line("is running", START_TIMEOUT).await?;
         self.managers.push(Manager {
@@ -136,7 +154,8 @@ impl CapstanCluster {
         self.managers.iter().position(|m| &m.addr == addr)
     }
 
-    async fn wait_for_voters(&self, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits until the leader counts `n` reachable voters.
+    async fn wait_for_voters(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut last = String::from("no status yet");
         while started.elapsed() < timeout {
@@ -144,7 +163,7 @@ impl CapstanCluster {
                 Ok(l) => match self.status(l).await {
                     Ok(s) => {
                         let voters = s.members.iter().filter(|m| m.voter && m.reachable).count();
-                        if voters == MANAGERS {
+                        if voters == n {
                             return Ok(());
                         }
                         last = format!("{voters} reachable voters");
@@ -156,7 +175,7 @@ impl CapstanCluster {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         bail!(
-            "the cluster did not reach {MANAGERS} reachable voters within {timeout:?} ({last}); manager logs:\n{}",
+            "the cluster did not reach {n} reachable voters within {timeout:?} ({last}); manager logs:\n{}",
             self.logs()
         )
     }
@@ -186,26 +205,22 @@ impl System for CapstanCluster {
         self.managers.len()
     }
 
-    fn connect(&self, member: usize) -> impl Future<Output = anyhow::Result<CapstanClient>> {
-        async move { Ok(CapstanClient(self.client(member).await?)) }
+    async fn connect(&self, member: usize) -> anyhow::Result<CapstanClient> {
+        Ok(CapstanClient(self.client(member).await?))
     }
 
-    fn leader(&self) -> impl Future<Output = anyhow::Result<usize>> {
-        async move {
-            let mut last = None;
-            for member in 0..self.managers.len() {
-                match self.status(member).await {
-                    Ok(s) => match self.leader_in(&s) {
-                        Some(l) => return Ok(l),
-                        None => {
-                            last = Some(anyhow::anyhow!("manager{} sees no leader", member + 1))
-                        }
-                    },
-                    Err(e) => last = Some(e),
-                }
+    async fn leader(&self) -> anyhow::Result<usize> {
+        let mut last = None;
+        for member in 0..self.managers.len() {
+            match self.status(member).await {
+                Ok(s) => match self.leader_in(&s) {
+                    Some(l) => return Ok(l),
+                    None => last = Some(anyhow::anyhow!("manager{} sees no leader", member + 1)),
+                },
+                Err(e) => last = Some(e),
             }
-            Err(last.unwrap_or_else(|| anyhow::anyhow!("no manager answered")))
         }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no manager answered")))
     }
 
     fn rss_bytes(&self, member: usize) -> anyhow::Result<u64> {

@@ -1,14 +1,16 @@
 //! The peer the store benchmark compares with: a three-member etcd cluster
 //! on loopback (the `etcd` binary on the PATH, Debian's `etcd-server`),
-//! driven through its v3 API with the `etcd-client` crate.
+//! driven through its native v3 gRPC API (the subset in `proto/etcd`).
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use etcd_client::{Client, ConnectOptions};
+use capstan_proto::etcd::kv_client::KvClient as EtcdKv;
+use capstan_proto::etcd::maintenance_client::MaintenanceClient;
+use capstan_proto::etcd::{PutRequest, RangeRequest, StatusRequest};
+use tonic::transport::{Channel, Endpoint};
 
 use super::process::{run_to_end, Ports, Process};
 use super::suite::System;
@@ -124,25 +126,27 @@ impl EtcdCluster {
         Ok(cluster)
     }
 
-    async fn client(&self, member: usize) -> anyhow::Result<Client> {
+    async fn client(&self, member: usize) -> anyhow::Result<Channel> {
         let url = &self.members[member].client_url;
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(15));
-        Client::connect([url.as_str()], Some(options))
+        Endpoint::from_shared(url.clone())?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(15))
+            .tcp_nodelay(true)
+            .connect()
             .await
             .with_context(|| format!("connect to etcd{} at {url}", member + 1))
     }
 
     /// (this member's id, the leader's id) as `member` reports them.
     async fn status(&self, member: usize) -> anyhow::Result<(u64, u64)> {
-        let mut c = self.client(member).await?;
+        let mut c = MaintenanceClient::new(self.client(member).await?);
         let s = c
-            .status()
+            .status(StatusRequest {})
             .await
-            .with_context(|| format!("status of etcd{}", member + 1))?;
-        let id = s.header().map(|h| h.member_id()).unwrap_or(0);
-        Ok((id, s.leader()))
+            .with_context(|| format!("status of etcd{}", member + 1))?
+            .into_inner();
+        let id = s.header.map(|h| h.member_id).unwrap_or(0);
+        Ok((id, s.leader))
     }
 
     async fn wait_for_leader(&mut self, timeout: Duration) -> anyhow::Result<()> {
@@ -193,26 +197,24 @@ impl System for EtcdCluster {
         self.members.len()
     }
 
-    fn connect(&self, member: usize) -> impl Future<Output = anyhow::Result<EtcdClient>> {
-        async move { Ok(EtcdClient(self.client(member).await?.kv_client())) }
+    async fn connect(&self, member: usize) -> anyhow::Result<EtcdClient> {
+        Ok(EtcdClient(EtcdKv::new(self.client(member).await?)))
     }
 
-    fn leader(&self) -> impl Future<Output = anyhow::Result<usize>> {
-        async move {
-            let mut last = None;
-            for member in 0..self.members.len() {
-                match self.status(member).await {
-                    Ok((_, leader)) => {
-                        if let Some(l) = self.members.iter().position(|m| m.id == leader) {
-                            return Ok(l);
-                        }
-                        last = Some(anyhow::anyhow!("etcd{} knows no leader", member + 1));
+    async fn leader(&self) -> anyhow::Result<usize> {
+        let mut last = None;
+        for member in 0..self.members.len() {
+            match self.status(member).await {
+                Ok((_, leader)) => {
+                    if let Some(l) = self.members.iter().position(|m| m.id == leader) {
+                        return Ok(l);
                     }
-                    Err(e) => last = Some(e),
+                    last = Some(anyhow::anyhow!("etcd{} knows no leader", member + 1));
                 }
+                Err(e) => last = Some(e),
             }
-            Err(last.unwrap_or_else(|| anyhow::anyhow!("no etcd member answered")))
         }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no etcd member answered")))
     }
 
     fn rss_bytes(&self, member: usize) -> anyhow::Result<u64> {
@@ -231,17 +233,26 @@ impl System for EtcdCluster {
 /// A connection to one etcd member's KV service. Reads are etcd's default
 /// Range (serializable = false): linearizable.
 #[derive(Clone)]
-pub struct EtcdClient(etcd_client::KvClient);
+pub struct EtcdClient(EtcdKv<Channel>);
 
 impl KvClient for EtcdClient {
     async fn put(&mut self, key: String, value: Vec<u8>) -> anyhow::Result<()> {
-        self.0.put(key, value, None).await?;
+        let req = PutRequest {
+            key: key.into_bytes(),
+            value,
+            ..Default::default()
+        };
+        self.0.put(req).await?;
         Ok(())
     }
 
     async fn get(&mut self, key: String) -> anyhow::Result<()> {
-        let resp = self.0.get(key.clone(), None).await?;
-        if resp.kvs().is_empty() {
+        let req = RangeRequest {
+            key: key.clone().into_bytes(),
+            ..Default::default()
+        };
+        let resp = self.0.range(req).await?.into_inner();
+        if resp.kvs.is_empty() {
             bail!("key {key} is missing");
         }
         Ok(())

@@ -70,7 +70,9 @@ async fn store(args: &BenchArgs, etcd_bin: Option<PathBuf>) -> anyhow::Result<()
         growth_writes: args.growth_writes,
     };
     let mut builder = tempfile::Builder::new();
-    builder.prefix("capstan-bench-");
+    builder
+        .prefix("capstan-bench-")
+        .disable_cleanup(args.keep_work_dir);
     let work = match &args.work_dir {
         Some(dir) => builder.tempdir_in(dir),
         None => builder.tempdir(),

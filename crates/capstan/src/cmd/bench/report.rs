@@ -461,7 +461,9 @@ mod tests {
 
     #[test]
     fn targets_against_etcd_and_fixed_limits() {
-        let table: &[(Figures, Option<Figures>, [Option<bool>; 4])] = &[
+        // (capstan, etcd, the expected `met` of the four targets in order)
+        type Case = (Figures, Option<Figures>, [Option<bool>; 4]);
+        let table: &[Case] = &[
             (
                 figures(6_000.0, 30.0, 1_500.0, 40.0),
                 Some(figures(4_000.0, 60.0, 1_000.0, 20.0)),

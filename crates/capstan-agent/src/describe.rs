@@ -1,0 +1,140 @@
+//! The node description the agent reports: what `docker info` says about
+//! the machine, and the free space of the engine's data root.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bollard::models::SystemInfo;
+use bollard::Docker;
+use capstan_core::service::Resources;
+use capstan_core::NodeDescription;
+
+use crate::error::AgentError;
+
+/// Describes the engine's machine under `hostname`.
+pub(crate) async fn describe(
+    docker: &Docker,
+    hostname: &str,
+) -> Result<NodeDescription, AgentError> {
+    let info = docker
+        .info()
+        .await
+        .map_err(|source| AgentError::DescribeEngine { source })?;
+    let mut description = from_info(&info, hostname);
+    if let Some(root) = info.docker_root_dir.as_deref().filter(|r| !r.is_empty()) {
+        let (free, total) = disk_space(Path::new(root)).await;
+        description.disk_free_bytes = free;
+        description.disk_total_bytes = total;
+    }
+    Ok(description)
+}
+
+/// The description from `docker info`, without disk space.
+fn from_info(info: &SystemInfo, hostname: &str) -> NodeDescription {
+    let positive = |v: Option<i64>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+    NodeDescription {
+        hostname: hostname.to_owned(),
+        os: info.os_type.clone().unwrap_or_default(),
+        arch: info.architecture.clone().unwrap_or_default(),
+        resources: Resources {
+            nano_cpus: positive(info.ncpu).saturating_mul(1_000_000_000),
+            memory_bytes: positive(info.mem_total),
+        },
+        disk_free_bytes: 0,
+        disk_total_bytes: 0,
+        engine_version: info.server_version.clone().unwrap_or_default(),
+        engine_labels: engine_labels(info.labels.as_deref().unwrap_or_default()),
+    }
+}
+
+/// `key=value` engine labels; a label without `=` has an empty value.
+fn engine_labels(labels: &[String]) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
+/// Free and total bytes of the file system holding `path`, from `df`
+/// (std has no statvfs and this crate forbids unsafe code). `(0, 0)` when
+/// the path is not on this machine (a remote engine) or `df` fails.
+async fn disk_space(path: &Path) -> (u64, u64) {
+    if !path.exists() {
+        return (0, 0);
+    }
+    let output = tokio::process::Command::new("df")
+        .arg("-P")
+        .arg("-k")
+        .arg(path)
+        .kill_on_drop(true)
+        .output()
+        .await;
+    match output {
+        Ok(out) if out.status.success() => {
+            parse_df(&String::from_utf8_lossy(&out.stdout)).unwrap_or((0, 0))
+        }
+        _ => (0, 0),
+    }
+}
+
+/// Reads `df -P -k` output: `Filesystem 1024-blocks Used Available Capacity
+/// Mounted-on`, one line per file system after the header.
+fn parse_df(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().nth(1)?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    // The file system name may hold spaces; count from the right.
+    let n = fields.len();
+    if n < 6 {
+        return None;
+    }
+    let total: u64 = fields[n - 5].parse().ok()?;
+    let available: u64 = fields[n - 3].parse().ok()?;
+    Some((available.saturating_mul(1024), total.saturating_mul(1024)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_becomes_a_node_description() {
+        let info = SystemInfo {
+            os_type: Some("linux".into()),
+            architecture: Some("x86_64".into()),
+            ncpu: Some(2),
+            mem_total: Some(8 << 30),
+            server_version: Some("20.10.24".into()),
+            labels: Some(vec!["zone=a".into(), "ssd".into(), "k=v=w".into()]),
+            ..Default::default()
+        };
+        let d = from_info(&info, "node01");
+        assert_eq!(d.hostname, "node01");
+        assert_eq!(d.os, "linux");
+        assert_eq!(d.arch, "x86_64");
+        assert_eq!(d.resources.nano_cpus, 2_000_000_000);
+        assert_eq!(d.resources.memory_bytes, 8 << 30);
+        assert_eq!(d.engine_version, "20.10.24");
+        assert_eq!(d.engine_labels["zone"], "a");
+        assert_eq!(d.engine_labels["ssd"], "");
+        assert_eq!(d.engine_labels["k"], "v=w");
+
+        let empty = from_info(&SystemInfo::default(), "h");
+        assert_eq!(empty.resources, Resources::default());
+        assert!(empty.engine_labels.is_empty());
+    }
+
+    #[test]
+    fn df_output_is_parsed() {
+        let text = "Filesystem     1024-blocks     Used Available Capacity Mounted on\n\
+                    /dev/sda1        102400000 40000000  62400000      40% /\n";
+        assert_eq!(
+            parse_df(text),
+            Some((62_400_000 * 1024, 102_400_000 * 1024))
+        );
+        assert_eq!(parse_df("Filesystem\n"), None);
+        assert_eq!(parse_df("header\nmy disk 10 5 x 50% /\n"), None);
+    }
+}
