@@ -115,6 +115,7 @@ async fn bad_join_tokens_are_refused_and_change_nothing() -> Result<()> {
         joiner.exec(&[
             "capstan",
             "join",
+            "--init-only",
             "--data-dir",
             "/data",
             "--host-address",

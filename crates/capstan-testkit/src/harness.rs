@@ -175,8 +175,11 @@ impl Drop for Harness {
             );
             return;
         }
-        // The product's own containers first: they may sit on our networks.
-        let mut filters = std::mem::take(&mut self.state().sweep_filters);
+        // The run's own containers first, so that no agent among them can
+        // start another workload; then what the product made (swept labels);
+        // then the run's networks and volumes, which those may have used.
+        let mut filters = vec![self.run.filter()];
+        filters.extend(std::mem::take(&mut self.state().sweep_filters));
         filters.push(self.run.filter());
         for filter in filters {
             for problem in remove_matching(&filter) {

@@ -280,13 +280,16 @@ pub enum CaCommand {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What to measure: `store` (a three-manager cluster on loopback, then
-    /// a three-member etcd cluster with the same workload).
+    /// a three-member etcd cluster with the same workload) or `schedule`
+    /// (100 simulated nodes with a 10,000-replica service, then 100 real
+    /// replicas on this Docker engine against Docker Swarm).
     pub what: String,
     /// Seconds to run each measured phase.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
-    /// Skip the etcd comparison (otherwise `etcd` must be on the PATH; on
-    /// Debian: `apt-get install etcd-server`).
+    /// Skip the peer: etcd for `store` (otherwise `etcd` must be on the
+    /// PATH; on Debian: `apt-get install etcd-server`), the real-Docker phase
+    /// and its Docker Swarm comparison for `schedule`.
     #[arg(long)]
     pub no_peer: bool,
     /// Writes of distinct keys after the timed phases, before data-dir

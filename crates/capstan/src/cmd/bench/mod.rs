@@ -1,3 +1,5 @@
+//! `capstan bench schedule`: see `schedule`.
+//!
 //! `capstan bench store`: a three-manager Capstan cluster on loopback,
 //! then (unless `--no-peer`) a three-member etcd cluster, both driven with
 //! the same workload; progress on stderr, the figures as one JSON document
@@ -12,6 +14,7 @@ mod cluster;
 mod etcd;
 mod process;
 mod report;
+mod schedule;
 mod stats;
 mod suite;
 mod workload;
@@ -30,8 +33,20 @@ use crate::cli::{BenchArgs, ClientsOn};
 
 /// `capstan bench <what>`.
 pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.what == "schedule" {
+        return tokio::select! {
+            result = schedule_bench(&args) => result,
+            signal = interrupted() => {
+                signal?;
+                bail!("interrupted; every process the benchmark started was killed")
+            }
+        };
+    }
     if args.what != "store" {
-        bail!("unknown benchmark {:?}: the only one is `store`", args.what);
+        bail!(
+            "unknown benchmark {:?}: expected `store` or `schedule`",
+            args.what
+        );
     }
     if args.seconds == 0 {
         bail!("--seconds must be at least 1");
@@ -61,6 +76,15 @@ async fn interrupted() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     Ok(())
+}
+
+async fn schedule_bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let work = tempfile::Builder::new()
+        .prefix("capstan-bench-")
+        .disable_cleanup(args.keep_work_dir)
+        .tempdir()
+        .context("create the benchmark's temporary directory")?;
+    schedule::run(work.path(), &mut Ports::default(), args.no_peer).await
 }
 
 async fn store(args: &BenchArgs, etcd_bin: Option<PathBuf>) -> anyhow::Result<()> {
