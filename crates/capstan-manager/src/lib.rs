@@ -7,6 +7,7 @@
 //! [`state::ManagerState::write`], which forwards to the leader.
 
 pub mod auth;
+pub mod batcher;
 pub mod bootstrap;
 pub mod client;
 pub mod cluster_api;

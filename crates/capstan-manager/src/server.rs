@@ -118,15 +118,9 @@ pub async fn run_manager(
         options.agent_heartbeat,
         crate::swarm::SecretKey::load(&dir.secret_key())?,
     );
-    let state: SharedState = Arc::new(ManagerState::new(
-        config,
-        dir,
-        raft.clone(),
-        sm,
-        ca,
-        client_tls,
-        swarm,
-    ));
+    let (state, batch_loop) =
+        ManagerState::new(config, dir, raft.clone(), sm, ca, client_tls, swarm);
+    let state: SharedState = Arc::new(state);
     let reload = Arc::new(Notify::new());
     let mut sup = Supervisor::new(cancel);
     sup.spawn(
@@ -148,6 +142,10 @@ pub async fn run_manager(
     sup.spawn(
         "swarm",
         crate::swarm::runtime::run(state.clone(), sup.token()),
+    );
+    sup.spawn(
+        "write-batcher",
+        batch_loop.run(raft.clone(), crate::state::COMMIT_TIMEOUT, sup.token()),
     );
     let result = sup.run().await;
     if let Err(e) = raft.shutdown().await {

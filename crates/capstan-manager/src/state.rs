@@ -10,9 +10,10 @@ use capstan_pki::ClusterCa;
 use capstan_proto::v1::cluster_client::ClusterClient;
 use capstan_proto::v1::{self as pb};
 use capstan_store::{Op, Raft, Response as SmResponse, StateMachineStore, StoredObject, Written};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+use crate::batcher::{BatchLoop, Outcome, WriteBatcher};
 use crate::config::NodeConfig;
 use crate::error::ManagerError;
 use crate::paths::DataDir;
@@ -26,7 +27,7 @@ pub const FORWARDED: &str = "x-capstan-forwarded";
 /// How long a write may wait to be committed before the caller is told the
 /// cluster may have lost quorum. The write is then unacknowledged: it may
 /// still commit later, or never.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a linearizable read may wait for the leader to confirm its term.
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -66,11 +67,14 @@ pub struct ManagerState {
     pub reach: Reachability,
     /// Swarm-mode components (dispatcher sessions, log routes, keys).
     pub swarm: crate::swarm::SwarmState,
+    /// Gathers concurrent writes into shared Raft entries.
+    batcher: WriteBatcher,
     peers: Mutex<HashMap<String, Channel>>,
 }
 
 impl ManagerState {
-    /// Assembles the state of a manager that is starting.
+    /// Assembles the state of a manager that is starting, and the loop that
+    /// proposes its writes (to be run by the manager's supervisor).
     pub fn new(
         config: NodeConfig,
         dir: DataDir,
@@ -79,8 +83,9 @@ impl ManagerState {
         ca: ClusterCa,
         client_tls: ClientTlsConfig,
         swarm: crate::swarm::SwarmState,
-    ) -> Self {
-        Self {
+    ) -> (Self, BatchLoop) {
+        let (batcher, batch_loop) = WriteBatcher::new();
+        let state = Self {
             config,
             dir,
             raft,
@@ -89,8 +94,10 @@ impl ManagerState {
             client_tls,
             reach: Reachability::default(),
             swarm,
+            batcher,
             peers: Mutex::new(HashMap::new()),
-        }
+        };
+        (state, batch_loop)
     }
 
     /// This node's id.
@@ -160,36 +167,26 @@ impl ManagerState {
                 "a write needs at least one operation".into(),
             ));
         }
-        let proposal = self
-            .raft
-            .client_write(capstan_store::Request::Write { ops: ops.clone() });
-        let result = tokio::time::timeout(COMMIT_TIMEOUT, proposal)
-            .await
-            .map_err(|_| {
-                ManagerError::Unavailable(format!(
-                    "write not committed within {}s: the cluster may have lost quorum",
-                    COMMIT_TIMEOUT.as_secs()
-                ))
-            })?;
-        match result {
-            Ok(resp) => match resp.data {
-                SmResponse::Written { index, objects } => Ok(WriteOutcome {
-                    log_index: index,
-                    objects,
-                }),
-                SmResponse::Conflict(c) => Err(ManagerError::Conflict(format!(
-                    "version conflict on {}/{}: expected {}, found {}",
-                    c.table,
-                    c.id,
-                    wire::describe_expect(&c.expected),
-                    c.actual
-                        .map(|v| format!("version {v}"))
-                        .unwrap_or_else(|| "no object".into())
-                ))),
-                SmResponse::Rejected { reason } => Err(ManagerError::Invalid(reason)),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                let addr = f.leader_node.map(|n| n.addr).ok_or_else(no_leader)?;
+        match self.batcher.submit(ops.clone()).await {
+            Outcome::Applied(SmResponse::Written { index, objects }) => Ok(WriteOutcome {
+                log_index: index,
+                objects,
+            }),
+            Outcome::Applied(SmResponse::Conflict(c)) => Err(ManagerError::Conflict(format!(
+                "version conflict on {}/{}: expected {}, found {}",
+                c.table,
+                c.id,
+                wire::describe_expect(&c.expected),
+                c.actual
+                    .map(|v| format!("version {v}"))
+                    .unwrap_or_else(|| "no object".into())
+            ))),
+            Outcome::Applied(SmResponse::Rejected { reason }) => Err(ManagerError::Invalid(reason)),
+            Outcome::Applied(SmResponse::Batch(_)) => Err(ManagerError::Fatal(
+                "a single write was answered as a batch".into(),
+            )),
+            Outcome::NotLeader(addr) => {
+                let addr = addr.ok_or_else(no_leader)?;
                 if forwarded {
                     return Err(ManagerError::Unavailable(
                         "leadership is changing; retry in a moment".into(),
@@ -202,10 +199,7 @@ impl ManagerState {
                 let resp = client.write(req).await.map_err(ManagerError::Remote)?;
                 Ok(wire::write_outcome_from_pb(resp.into_inner()))
             }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ManagerError::Refused(e.to_string()))
-            }
-            Err(RaftError::Fatal(f)) => Err(ManagerError::Fatal(f.to_string())),
+            Outcome::Failed(e) => Err(e),
         }
     }
 

@@ -3,8 +3,8 @@
 //! decide to reject it, report a conflict, or apply a list of steps.
 
 use crate::codec::ObjectRecord;
-use crate::types::{Action, Change, Conflict, Expect, Op, Request, StoredObject, Written};
-use crate::validate::validate_request;
+use crate::types::{Action, Change, Conflict, Expect, Op, StoredObject, Written};
+use crate::validate::validate_ops;
 
 /// What applying a batch amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,17 +27,16 @@ pub(crate) struct Step {
     pub(crate) after: Option<ObjectRecord>,
 }
 
-/// Decides what `request`, committed at log `index`, does. `current` reads
-/// an object's state before the batch.
+/// Decides what one atomic write of `ops`, committed at log `index`, does.
+/// `current` reads an object's state before the write.
 pub(crate) fn plan<E>(
     index: u64,
-    request: &Request,
+    ops: &[Op],
     mut current: impl FnMut(&str, &str) -> Result<Option<ObjectRecord>, E>,
 ) -> Result<Plan, E> {
-    if let Err(reason) = validate_request(request) {
+    if let Err(reason) = validate_ops(ops) {
         return Ok(Plan::Rejected(reason));
     }
-    let Request::Write { ops } = request;
     let mut steps = Vec::with_capacity(ops.len());
     for op in ops {
         let before = current(&op.table, &op.id)?;
@@ -149,10 +148,7 @@ mod tests {
             .iter()
             .map(|(id, v, c)| (id.to_string(), rec(*v, *c)))
             .collect();
-        plan::<Infallible>(10, &Request::Write { ops }, |_, id| {
-            Ok(state.get(id).cloned())
-        })
-        .expect("infallible")
+        plan::<Infallible>(10, &ops, |_, id| Ok(state.get(id).cloned())).expect("infallible")
     }
 
     fn conflict(id: &str, expected: Expect, actual: Option<u64>) -> Plan {

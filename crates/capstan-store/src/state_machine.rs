@@ -1,6 +1,7 @@
 //! The replicated state machine: application objects, applied position,
 //! membership, snapshots, and the watch stream of committed changes.
 
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,13 +14,13 @@ use openraft::{
 use tokio::sync::{broadcast, Mutex};
 
 use crate::apply::{plan, Plan};
-use crate::codec::{machine_keys, object_key, to_json};
+use crate::codec::{machine_keys, object_key, to_json, ObjectRecord};
 use crate::engine::{Space, WriteBatch};
 use crate::error::{self, StoreError};
 use crate::objects;
 use crate::snapshot::{self, SnapshotPayload};
 use crate::store_dir::{Mark, StoreDir};
-use crate::types::{Change, NodeId, Request, Response, StoredObject, TypeConfig};
+use crate::types::{Change, NodeId, Op, Request, Response, StoredObject, TypeConfig};
 
 /// How many changes a watcher may fall behind before it gets `Lagged`.
 pub const WATCH_CAPACITY: usize = 4096;
@@ -134,8 +135,33 @@ impl StateMachineStore {
         batch: &mut WriteBatch,
         changes: &mut Vec<Change>,
     ) -> Result<Response, StoreError> {
-        let decision = plan(index, request, |table, id| {
-            objects::get_record(&self.dir, table, id)
+        // Objects written earlier in this entry, which later writes of a
+        // `Request::Batch` must see.
+        let mut overlay: HashMap<(String, String), Option<ObjectRecord>> = HashMap::new();
+        match request {
+            Request::Write { ops } => self.plan_ops(index, ops, batch, changes, &mut overlay),
+            Request::Batch { writes } => Ok(Response::Batch(
+                writes
+                    .iter()
+                    .map(|ops| self.plan_ops(index, ops, batch, changes, &mut overlay))
+                    .collect::<Result<_, _>>()?,
+            )),
+        }
+    }
+
+    fn plan_ops(
+        &self,
+        index: u64,
+        ops: &[Op],
+        batch: &mut WriteBatch,
+        changes: &mut Vec<Change>,
+        overlay: &mut HashMap<(String, String), Option<ObjectRecord>>,
+    ) -> Result<Response, StoreError> {
+        let decision = plan(index, ops, |table, id| {
+            match overlay.get(&(table.to_string(), id.to_string())) {
+                Some(record) => Ok(record.clone()),
+                None => objects::get_record(&self.dir, table, id),
+            }
         })?;
         Ok(match decision {
             Plan::Rejected(reason) => Response::Rejected { reason },
@@ -147,6 +173,7 @@ impl StateMachineStore {
                         Some(record) => batch.put(Space::Objects, key, record.encode()),
                         None => batch.delete(Space::Objects, key),
                     }
+                    overlay.insert((step.table.clone(), step.id.clone()), step.after.clone());
                 }
                 changes.extend(steps.iter().filter_map(|s| s.change(index)));
                 Response::Written {

@@ -31,6 +31,14 @@ pub enum Request {
         /// The operations, applied together. An object may appear only once.
         ops: Vec<Op>,
     },
+    /// Independent writes proposed in one log entry (the leader gathers
+    /// concurrent clients' writes this way). Each applies atomically or not
+    /// at all, in order, seeing the writes before it, and gets its own
+    /// response in [`Response::Batch`].
+    Batch {
+        /// The writes, each a [`Request::Write`]'s ops.
+        writes: Vec<Vec<Op>>,
+    },
 }
 
 /// One change to one object inside a [`Request::Write`].
@@ -85,6 +93,8 @@ pub enum Response {
         /// What was wrong with the batch.
         reason: String,
     },
+    /// The responses to the writes of a [`Request::Batch`], in order.
+    Batch(Vec<Response>),
 }
 
 /// The outcome of one op of an applied batch.

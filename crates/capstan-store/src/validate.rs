@@ -34,9 +34,17 @@ pub fn validate_op(op: &Op) -> Result<(), String> {
 }
 
 /// Checks a whole request: every op valid, no object named twice, values
-/// together at most [`MAX_BATCH_BYTES`].
+/// together at most [`MAX_BATCH_BYTES`] (for a [`Request::Batch`], in each
+/// of its writes).
 pub fn validate_request(request: &Request) -> Result<(), String> {
-    let Request::Write { ops } = request;
+    match request {
+        Request::Write { ops } => validate_ops(ops),
+        Request::Batch { writes } => writes.iter().try_for_each(|ops| validate_ops(ops)),
+    }
+}
+
+/// Checks the ops of one atomic write.
+pub fn validate_ops(ops: &[Op]) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     let mut total = 0usize;
     for op in ops {

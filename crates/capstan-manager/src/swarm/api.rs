@@ -4,15 +4,13 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 
-use capstan_core::service::{FileReference, STACK_NAMESPACE_LABEL};
+use capstan_core::service::STACK_NAMESPACE_LABEL;
 use capstan_core::{
-    decode, encode, Availability, Config, Network, Node, NodeRole, Secret, Service, ServiceSpec,
-    Table, Task,
+    decode, encode, Availability, Config, Network, Node, NodeRole, Secret, Service, Table, Task,
 };
 use capstan_proto::v1::{self as pb, swarm_server::Swarm};
 use capstan_store::{Action, Expect, Op};
 use futures::Stream;
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -20,187 +18,23 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::error::ManagerError;
-use crate::state::{forwarded_request, is_forwarded, Consistency, SharedState};
+use crate::state::{forwarded_request, is_forwarded, SharedState};
 use crate::swarm::assignments::REGISTRY_AUTH_TABLE;
+use crate::swarm::objects::{
+    check_data, invalid, json, labels_match, name_op, secret_view, unname_op,
+};
 use crate::swarm::runtime::new_id;
 use crate::swarm::validate;
 
-/// Table of unique names: `<kind>/<name>` → object id.
-const NAMES: &str = "names";
-
 /// The Swarm API of a manager.
 pub struct SwarmApi {
-    state: SharedState,
+    pub(super) state: SharedState,
 }
 
 impl SwarmApi {
     /// The API over a manager's state.
     pub fn new(state: SharedState) -> Self {
         Self { state }
-    }
-}
-
-fn json<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("domain objects serialize to JSON")
-}
-
-fn invalid(e: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(e.to_string())
-}
-
-/// A secret as reads show it: never its data.
-#[derive(Serialize)]
-struct SecretView<'a> {
-    id: &'a str,
-    name: &'a str,
-    labels: &'a BTreeMap<String, String>,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-}
-
-fn secret_view(s: &Secret) -> Vec<u8> {
-    json(&SecretView {
-        id: &s.id,
-        name: &s.name,
-        labels: &s.labels,
-        created_at: s.created_at,
-    })
-}
-
-fn name_op(kind: &str, name: &str, id: &str) -> Op {
-    Op {
-        table: NAMES.into(),
-        id: format!("{kind}/{name}"),
-        action: Action::Put(id.as_bytes().to_vec()),
-        expect: Expect::Absent,
-    }
-}
-
-fn unname_op(kind: &str, name: &str) -> Op {
-    Op {
-        table: NAMES.into(),
-        id: format!("{kind}/{name}"),
-        action: Action::Delete,
-        expect: Expect::Any,
-    }
-}
-
-fn labels_match(labels: &BTreeMap<String, String>, filters: &[String]) -> bool {
-    filters.iter().all(|f| match f.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(f),
-    })
-}
-
-impl SwarmApi {
-    async fn all<T: Table>(&self) -> Result<Vec<(T, u64)>, ManagerError> {
-        self.state.list_all::<T>(Consistency::Linearizable).await
-    }
-
-    /// Finds an object by id, unique id prefix or name.
-    async fn find<T: Table>(
-        &self,
-        kind: &str,
-        wanted: &str,
-        name_of: impl Fn(&T) -> &str,
-    ) -> Result<(T, u64), ManagerError> {
-        let all = self.all::<T>().await?;
-        let mut hits: Vec<(T, u64)> = Vec::new();
-        for (o, v) in all {
-            if o.id() == wanted || name_of(&o) == wanted {
-                return Ok((o, v));
-            }
-            if !wanted.is_empty() && o.id().starts_with(wanted) {
-                hits.push((o, v));
-            }
-        }
-        match hits.len() {
-            1 => Ok(hits.remove(0)),
-            0 => Err(ManagerError::NotFound(format!("{kind} {wanted} not found"))),
-            n => Err(ManagerError::Invalid(format!(
-                "{kind} {wanted:?} is ambiguous: it matches {n} {kind}s"
-            ))),
-        }
-    }
-
-    /// Fills in the ids of the secrets, configs and networks a spec names.
-    async fn resolve_references(&self, spec: &mut ServiceSpec) -> Result<(), ManagerError> {
-        let secrets = self.all::<Secret>().await?;
-        for r in &mut spec.task.container.secrets {
-            let (s, _) = secrets
-                .iter()
-                .find(|(s, _)| {
-                    s.id == r.id || s.name == r.name || (!r.id.is_empty() && s.name == r.id)
-                })
-                .ok_or_else(|| {
-                    ManagerError::NotFound(format!(
-                        "secret {} not found",
-                        if r.name.is_empty() { &r.id } else { &r.name }
-                    ))
-                })?;
-            fill(r, &s.id, &s.name);
-            if !r.target.starts_with('/') {
-                r.target = format!("/run/secrets/{}", r.target);
-            }
-        }
-        let configs = self.all::<Config>().await?;
-        for r in &mut spec.task.container.configs {
-            let (c, _) = configs
-                .iter()
-                .find(|(c, _)| {
-                    c.id == r.id || c.name == r.name || (!r.id.is_empty() && c.name == r.id)
-                })
-                .ok_or_else(|| {
-                    ManagerError::NotFound(format!(
-                        "config {} not found",
-                        if r.name.is_empty() { &r.id } else { &r.name }
-                    ))
-                })?;
-            fill(r, &c.id, &c.name);
-            if !r.target.starts_with('/') {
-                r.target = format!("/{}", r.target);
-            }
-        }
-        let networks = self.all::<Network>().await?;
-        for n in &mut spec.task.networks {
-            let (net, _) = networks
-                .iter()
-                .find(|(x, _)| x.id == *n || x.name == *n)
-                .ok_or_else(|| ManagerError::NotFound(format!("network {n} not found")))?;
-            *n = net.id.clone();
-        }
-        Ok(())
-    }
-
-    fn parse_spec(bytes: &[u8]) -> Result<ServiceSpec, Status> {
-        let spec: ServiceSpec =
-            serde_json::from_slice(bytes).map_err(|e| invalid(format!("service spec: {e}")))?;
-        validate::service_spec(&spec).map_err(invalid)?;
-        Ok(spec)
-    }
-
-    async fn usage(
-        &self,
-        check: impl Fn(&ServiceSpec) -> bool,
-    ) -> Result<Vec<String>, ManagerError> {
-        Ok(self
-            .all::<Service>()
-            .await?
-            .into_iter()
-            .filter(|(s, _)| check(&s.spec))
-            .map(|(s, _)| s.spec.name)
-            .collect())
-    }
-}
-
-fn fill(r: &mut FileReference, id: &str, name: &str) {
-    r.id = id.to_string();
-    r.name = name.to_string();
-    if r.target.is_empty() {
-        r.target = name.to_string();
-    }
-    if r.mode == 0 {
-        r.mode = 0o444;
     }
 }
 
@@ -468,13 +302,7 @@ impl Swarm for SwarmApi {
         req: Request<pb::CreateDataObjectRequest>,
     ) -> Result<Response<pb::ObjectResponse>, Status> {
         let r = req.into_inner();
-        validate::name("secret", &r.name).map_err(invalid)?;
-        if r.data.is_empty() || r.data.len() > validate::MAX_DATA_BYTES {
-            return Err(invalid(format!(
-                "secret data must be 1 byte to {} KiB",
-                validate::MAX_DATA_BYTES / 1024
-            )));
-        }
+        check_data("secret", &r.name, &r.data)?;
         let secret = Secret {
             id: new_id(),
             name: r.name,
@@ -482,24 +310,18 @@ impl Swarm for SwarmApi {
             sealed: self.state.swarm.secret_key.seal(&r.data),
             created_at: OffsetDateTime::now_utc(),
         };
-        let ops = vec![
-            name_op("secret", &secret.name, &secret.id),
-            Op {
-                table: Secret::TABLE.into(),
-                id: secret.id.clone(),
-                action: Action::Put(encode(&secret)),
-                expect: Expect::Absent,
-            },
-        ];
-        let out = self.state.write(ops, false).await.map_err(|e| match e {
-            ManagerError::Conflict(_) => {
-                Status::already_exists(format!("secret {} already exists", secret.name))
-            }
-            other => other.into(),
-        })?;
+        let version = self
+            .create_named(
+                "secret",
+                &secret.name,
+                Secret::TABLE,
+                &secret.id,
+                encode(&secret),
+            )
+            .await?;
         Ok(Response::new(pb::ObjectResponse {
             object: secret_view(&secret),
-            version: out.log_index,
+            version,
         }))
     }
 
@@ -510,29 +332,10 @@ impl Swarm for SwarmApi {
         let (s, v) = self
             .find::<Secret>("secret", &req.into_inner().id, |s| &s.name)
             .await?;
-        let users = self
-            .usage(|spec| spec.task.container.secrets.iter().any(|r| r.id == s.id))
-            .await?;
-        if !users.is_empty() {
-            return Err(Status::failed_precondition(format!(
-                "secret {} is in use by service {}",
-                s.name,
-                users.join(", ")
-            )));
-        }
-        let ops = vec![
-            Op {
-                table: Secret::TABLE.into(),
-                id: s.id.clone(),
-                action: Action::Delete,
-                expect: Expect::Version(v),
-            },
-            unname_op("secret", &s.name),
-        ];
-        self.state.write(ops, false).await?;
-        Ok(Response::new(pb::RemoveResponse {
-            removed: vec![s.id],
-        }))
+        self.remove_named("secret", Secret::TABLE, (&s.id, &s.name, v), |spec| {
+            spec.task.container.secrets.iter().any(|r| r.id == s.id)
+        })
+        .await
     }
 
     async fn list_secrets(
@@ -555,13 +358,7 @@ impl Swarm for SwarmApi {
         req: Request<pb::CreateDataObjectRequest>,
     ) -> Result<Response<pb::ObjectResponse>, Status> {
         let r = req.into_inner();
-        validate::name("config", &r.name).map_err(invalid)?;
-        if r.data.is_empty() || r.data.len() > validate::MAX_DATA_BYTES {
-            return Err(invalid(format!(
-                "config data must be 1 byte to {} KiB",
-                validate::MAX_DATA_BYTES / 1024
-            )));
-        }
+        check_data("config", &r.name, &r.data)?;
         let config = Config {
             id: new_id(),
             name: r.name,
@@ -569,24 +366,18 @@ impl Swarm for SwarmApi {
             data: r.data,
             created_at: OffsetDateTime::now_utc(),
         };
-        let ops = vec![
-            name_op("config", &config.name, &config.id),
-            Op {
-                table: Config::TABLE.into(),
-                id: config.id.clone(),
-                action: Action::Put(encode(&config)),
-                expect: Expect::Absent,
-            },
-        ];
-        let out = self.state.write(ops, false).await.map_err(|e| match e {
-            ManagerError::Conflict(_) => {
-                Status::already_exists(format!("config {} already exists", config.name))
-            }
-            other => other.into(),
-        })?;
+        let version = self
+            .create_named(
+                "config",
+                &config.name,
+                Config::TABLE,
+                &config.id,
+                encode(&config),
+            )
+            .await?;
         Ok(Response::new(pb::ObjectResponse {
             object: json(&config),
-            version: out.log_index,
+            version,
         }))
     }
 
@@ -597,29 +388,10 @@ impl Swarm for SwarmApi {
         let (c, v) = self
             .find::<Config>("config", &req.into_inner().id, |c| &c.name)
             .await?;
-        let users = self
-            .usage(|spec| spec.task.container.configs.iter().any(|r| r.id == c.id))
-            .await?;
-        if !users.is_empty() {
-            return Err(Status::failed_precondition(format!(
-                "config {} is in use by service {}",
-                c.name,
-                users.join(", ")
-            )));
-        }
-        let ops = vec![
-            Op {
-                table: Config::TABLE.into(),
-                id: c.id.clone(),
-                action: Action::Delete,
-                expect: Expect::Version(v),
-            },
-            unname_op("config", &c.name),
-        ];
-        self.state.write(ops, false).await?;
-        Ok(Response::new(pb::RemoveResponse {
-            removed: vec![c.id],
-        }))
+        self.remove_named("config", Config::TABLE, (&c.id, &c.name, v), |spec| {
+            spec.task.container.configs.iter().any(|r| r.id == c.id)
+        })
+        .await
     }
 
     async fn list_configs(
@@ -661,24 +433,18 @@ impl Swarm for SwarmApi {
             labels: r.labels.into_iter().collect(),
             created_at: OffsetDateTime::now_utc(),
         };
-        let ops = vec![
-            name_op("network", &network.name, &network.id),
-            Op {
-                table: Network::TABLE.into(),
-                id: network.id.clone(),
-                action: Action::Put(encode(&network)),
-                expect: Expect::Absent,
-            },
-        ];
-        let out = self.state.write(ops, false).await.map_err(|e| match e {
-            ManagerError::Conflict(_) => {
-                Status::already_exists(format!("network {} already exists", network.name))
-            }
-            other => other.into(),
-        })?;
+        let version = self
+            .create_named(
+                "network",
+                &network.name,
+                Network::TABLE,
+                &network.id,
+                encode(&network),
+            )
+            .await?;
         Ok(Response::new(pb::ObjectResponse {
             object: json(&network),
-            version: out.log_index,
+            version,
         }))
     }
 
@@ -689,29 +455,10 @@ impl Swarm for SwarmApi {
         let (n, v) = self
             .find::<Network>("network", &req.into_inner().id, |n| &n.name)
             .await?;
-        let users = self
-            .usage(|spec| spec.task.networks.contains(&n.id))
-            .await?;
-        if !users.is_empty() {
-            return Err(Status::failed_precondition(format!(
-                "network {} is in use by service {}",
-                n.name,
-                users.join(", ")
-            )));
-        }
-        let ops = vec![
-            Op {
-                table: Network::TABLE.into(),
-                id: n.id.clone(),
-                action: Action::Delete,
-                expect: Expect::Version(v),
-            },
-            unname_op("network", &n.name),
-        ];
-        self.state.write(ops, false).await?;
-        Ok(Response::new(pb::RemoveResponse {
-            removed: vec![n.id],
-        }))
+        self.remove_named("network", Network::TABLE, (&n.id, &n.name, v), |spec| {
+            spec.task.networks.contains(&n.id)
+        })
+        .await
     }
 
     async fn list_networks(

@@ -7,6 +7,7 @@ pub mod api;
 pub mod assignments;
 pub mod dispatcher;
 pub mod logs;
+mod objects;
 pub mod runtime;
 pub mod sealing;
 pub mod validate;

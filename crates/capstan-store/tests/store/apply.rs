@@ -228,3 +228,54 @@ async fn list_is_ordered_by_id_with_prefix_and_limit() {
     assert_eq!(ids(sm.list("tasksx", "", 0).expect("list")), ["web-3"]);
     assert!(sm.list("nodes", "", 0).expect("list").is_empty());
 }
+
+#[tokio::test]
+async fn a_batch_entry_applies_each_write_on_its_own_in_order() {
+    let (_tmp, _dir, _log, mut sm) = fresh_store();
+    let writes = vec![
+        // Creates web.
+        vec![put("kv", "web", "v1", Expect::Absent)],
+        // Sees the first write: web exists now, so Absent conflicts.
+        vec![put("kv", "web", "again", Expect::Absent)],
+        // Also sees it: version 7 is the entry's index.
+        vec![put("kv", "web", "v2", Expect::Version(7))],
+        // Invalid on its own (same object twice): rejected, the rest stand.
+        vec![
+            put("kv", "db", "d", Expect::Any),
+            put("kv", "db", "d", Expect::Any),
+        ],
+        vec![delete("kv", "gone", Expect::Any)],
+    ];
+    let entry = Entry {
+        log_id: log_id(1, 7),
+        payload: EntryPayload::Normal(capstan_store::Request::Batch { writes }),
+    };
+    let got = sm.apply([entry]).await.expect("apply");
+    let Response::Batch(responses) = &got[0] else {
+        panic!("a batch entry answers with Response::Batch: {got:?}");
+    };
+    assert_eq!(responses.len(), 5);
+    assert_eq!(responses[0], written(7, &[("kv", "web", false)]));
+    assert!(
+        matches!(
+            &responses[1],
+            Response::Conflict(Conflict {
+                actual: Some(7),
+                ..
+            })
+        ),
+        "{:?}",
+        responses[1]
+    );
+    assert_eq!(responses[2], written(7, &[("kv", "web", false)]));
+    assert!(
+        matches!(&responses[3], Response::Rejected { .. }),
+        "{:?}",
+        responses[3]
+    );
+    assert_eq!(responses[4], written(7, &[("kv", "gone", true)]));
+    let web = sm.get("kv", "web").expect("get").expect("web exists");
+    assert_eq!(web.value, b"v2");
+    assert!(sm.get("kv", "db").expect("get").is_none());
+    assert_eq!(sm.applied_index(), 7);
+}
