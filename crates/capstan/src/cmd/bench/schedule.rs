@@ -378,14 +378,22 @@ async fn ensure_image(work: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Leaves swarm mode when dropped, however the benchmark ends.
-struct SwarmGuard;
+/// Leaves swarm mode when dropped, however the benchmark ends, and removes
+/// the `docker_gwbridge` network that `swarm init` made (if it made it).
+struct SwarmGuard {
+    remove_gwbridge: bool,
+}
 
 impl Drop for SwarmGuard {
     fn drop(&mut self) {
         let _ = std::process::Command::new("docker")
             .args(["swarm", "leave", "--force"])
             .output();
+        if self.remove_gwbridge {
+            let _ = std::process::Command::new("docker")
+                .args(["network", "rm", "docker_gwbridge"])
+                .output();
+        }
     }
 }
 
@@ -424,8 +432,13 @@ async fn real_docker(work: &Path, ports: &mut Ports) -> anyhow::Result<serde_jso
 
     eprintln!("bench: docker: the same service on Docker Swarm");
     let swarm_seconds = {
+        let had_gwbridge = docker(&["network", "inspect", "docker_gwbridge"])
+            .await
+            .is_ok();
         docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]).await?;
-        let _guard = SwarmGuard;
+        let _guard = SwarmGuard {
+            remove_gwbridge: !had_gwbridge,
+        };
         let t0 = Instant::now();
         docker(&[
             "service",
