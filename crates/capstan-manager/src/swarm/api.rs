@@ -20,9 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::error::ManagerError;
 use crate::state::{forwarded_request, is_forwarded, SharedState};
 use crate::swarm::assignments::REGISTRY_AUTH_TABLE;
-use crate::swarm::objects::{
-    check_data, invalid, json, labels_match, name_op, secret_view, unname_op,
-};
+use crate::swarm::objects::{check_data, invalid, json, name_op, secret_view, unname_op};
 use crate::swarm::runtime::new_id;
 use crate::swarm::validate;
 
@@ -207,14 +205,8 @@ impl Swarm for SwarmApi {
         req: Request<pb::ListObjectsRequest>,
     ) -> Result<Response<pb::ObjectsResponse>, Status> {
         let filters = req.into_inner().labels;
-        let (objects, versions) = self
-            .all::<Service>()
-            .await?
-            .into_iter()
-            .filter(|(s, _)| labels_match(&s.spec.labels, &filters))
-            .map(|(s, v)| (json(&s), v))
-            .unzip();
-        Ok(Response::new(pb::ObjectsResponse { objects, versions }))
+        self.list_labelled::<Service>(&filters, |s| &s.spec.labels, json)
+            .await
     }
 
     async fn list_tasks(
@@ -343,14 +335,8 @@ impl Swarm for SwarmApi {
         req: Request<pb::ListObjectsRequest>,
     ) -> Result<Response<pb::ObjectsResponse>, Status> {
         let filters = req.into_inner().labels;
-        let (objects, versions) = self
-            .all::<Secret>()
-            .await?
-            .into_iter()
-            .filter(|(s, _)| labels_match(&s.labels, &filters))
-            .map(|(s, v)| (secret_view(&s), v))
-            .unzip();
-        Ok(Response::new(pb::ObjectsResponse { objects, versions }))
+        self.list_labelled::<Secret>(&filters, |s| &s.labels, secret_view)
+            .await
     }
 
     async fn create_config(
@@ -399,14 +385,8 @@ impl Swarm for SwarmApi {
         req: Request<pb::ListObjectsRequest>,
     ) -> Result<Response<pb::ObjectsResponse>, Status> {
         let filters = req.into_inner().labels;
-        let (objects, versions) = self
-            .all::<Config>()
-            .await?
-            .into_iter()
-            .filter(|(c, _)| labels_match(&c.labels, &filters))
-            .map(|(c, v)| (json(&c), v))
-            .unzip();
-        Ok(Response::new(pb::ObjectsResponse { objects, versions }))
+        self.list_labelled::<Config>(&filters, |c| &c.labels, json)
+            .await
     }
 
     async fn create_network(
@@ -466,14 +446,8 @@ impl Swarm for SwarmApi {
         req: Request<pb::ListObjectsRequest>,
     ) -> Result<Response<pb::ObjectsResponse>, Status> {
         let filters = req.into_inner().labels;
-        let (objects, versions) = self
-            .all::<Network>()
-            .await?
-            .into_iter()
-            .filter(|(n, _)| labels_match(&n.labels, &filters))
-            .map(|(n, v)| (json(&n), v))
-            .unzip();
-        Ok(Response::new(pb::ObjectsResponse { objects, versions }))
+        self.list_labelled::<Network>(&filters, |n| &n.labels, json)
+            .await
     }
 
     async fn update_node(
@@ -559,58 +533,23 @@ impl Swarm for SwarmApi {
         req: Request<pb::RemoveRequest>,
     ) -> Result<Response<pb::RemoveResponse>, Status> {
         let stack = req.into_inner().id;
-        let in_stack =
-            |labels: &BTreeMap<String, String>| labels.get(STACK_NAMESPACE_LABEL) == Some(&stack);
-        let mut ops = Vec::new();
-        let mut removed = Vec::new();
-        for (s, v) in self.all::<Service>().await? {
-            if in_stack(&s.spec.labels) {
-                ops.push(Op {
-                    table: Service::TABLE.into(),
-                    id: s.id.clone(),
-                    action: Action::Delete,
-                    expect: Expect::Version(v),
-                });
-                ops.push(unname_op("service", &s.spec.name));
-                removed.push(s.id);
-            }
-        }
-        for (x, v) in self.all::<Secret>().await? {
-            if in_stack(&x.labels) {
-                ops.push(Op {
-                    table: Secret::TABLE.into(),
-                    id: x.id.clone(),
-                    action: Action::Delete,
-                    expect: Expect::Version(v),
-                });
-                ops.push(unname_op("secret", &x.name));
-                removed.push(x.id);
-            }
-        }
-        for (x, v) in self.all::<Config>().await? {
-            if in_stack(&x.labels) {
-                ops.push(Op {
-                    table: Config::TABLE.into(),
-                    id: x.id.clone(),
-                    action: Action::Delete,
-                    expect: Expect::Version(v),
-                });
-                ops.push(unname_op("config", &x.name));
-                removed.push(x.id);
-            }
-        }
-        for (x, v) in self.all::<Network>().await? {
-            if in_stack(&x.labels) {
-                ops.push(Op {
-                    table: Network::TABLE.into(),
-                    id: x.id.clone(),
-                    action: Action::Delete,
-                    expect: Expect::Version(v),
-                });
-                ops.push(unname_op("network", &x.name));
-                removed.push(x.id);
-            }
-        }
+        let (mut ops, mut removed) = (Vec::new(), Vec::new());
+        let (o, r) = (&mut ops, &mut removed);
+        self.stack_deletions::<Service>(
+            "service",
+            &stack,
+            |s| &s.spec.labels,
+            |s| &s.spec.name,
+            o,
+            r,
+        )
+        .await?;
+        self.stack_deletions::<Secret>("secret", &stack, |x| &x.labels, |x| &x.name, o, r)
+            .await?;
+        self.stack_deletions::<Config>("config", &stack, |x| &x.labels, |x| &x.name, o, r)
+            .await?;
+        self.stack_deletions::<Network>("network", &stack, |x| &x.labels, |x| &x.name, o, r)
+            .await?;
         if ops.is_empty() {
             return Err(Status::not_found(format!("stack {stack} not found")));
         }

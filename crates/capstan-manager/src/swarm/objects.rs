@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use capstan_core::service::FileReference;
+use capstan_core::service::{FileReference, STACK_NAMESPACE_LABEL};
 use capstan_core::{Config, Network, Secret, Service, ServiceSpec, Table};
 use capstan_proto::v1 as pb;
 use capstan_store::{Action, Expect, Op};
@@ -216,6 +216,50 @@ impl SwarmApi {
         Ok(Response::new(pb::RemoveResponse {
             removed: vec![id.to_string()],
         }))
+    }
+
+    /// Lists a table's objects whose labels match `filters`, rendered with
+    /// `view` (what reads may show of them).
+    pub(super) async fn list_labelled<T: Table>(
+        &self,
+        filters: &[String],
+        labels: impl Fn(&T) -> &BTreeMap<String, String>,
+        view: impl Fn(&T) -> Vec<u8>,
+    ) -> Result<Response<pb::ObjectsResponse>, Status> {
+        let (objects, versions) = self
+            .all::<T>()
+            .await?
+            .into_iter()
+            .filter(|(o, _)| labels_match(labels(o), filters))
+            .map(|(o, v)| (view(&o), v))
+            .unzip();
+        Ok(Response::new(pb::ObjectsResponse { objects, versions }))
+    }
+
+    /// Adds the deletions of every `kind` object of one table that belongs to
+    /// `stack` (and of its unique name) to `ops`.
+    pub(super) async fn stack_deletions<T: Table>(
+        &self,
+        kind: &str,
+        stack: &str,
+        labels: impl Fn(&T) -> &BTreeMap<String, String>,
+        name: impl Fn(&T) -> &str,
+        ops: &mut Vec<Op>,
+        removed: &mut Vec<String>,
+    ) -> Result<(), ManagerError> {
+        for (o, v) in self.all::<T>().await? {
+            if labels(&o).get(STACK_NAMESPACE_LABEL).map(String::as_str) == Some(stack) {
+                ops.push(Op {
+                    table: T::TABLE.into(),
+                    id: o.id(),
+                    action: Action::Delete,
+                    expect: Expect::Version(v),
+                });
+                ops.push(unname_op(kind, name(&o)));
+                removed.push(o.id());
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn usage(
