@@ -5,12 +5,17 @@
 //! wire types (protobuf, Docker JSON, Kubernetes JSON, SCIM) to these types at
 //! its edge.
 
+pub mod accounts;
+pub mod audit;
 pub mod cluster;
+pub mod cluster_config;
 pub mod constraint;
 pub mod ids;
+pub mod license;
 pub mod node;
 pub mod orchestrator;
 pub mod quorum;
+pub mod rbac;
 pub mod resource;
 pub mod scheduler;
 pub mod service;

@@ -8,6 +8,9 @@ use crate::table::Table;
 /// A local account, stored in table `users` under its username.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct User {
+    /// Opaque account id made by the caller (e.g. a UUID string); stable
+    /// across renames, and what grants name as their subject.
+    pub id: String,
     /// Login name, unique.
     pub username: String,
     /// Display name.
@@ -70,6 +73,22 @@ mod tests {
         assert!(validate_username("a.b-c_d@example.com").is_ok());
         assert!(validate_username("").is_err());
         assert!(validate_username("bad name").unwrap_err().contains("' '"));
+    }
+
+    #[test]
+    fn user_round_trips_through_its_table() {
+        let user = User {
+            id: "5b0e8c1a-3d1f-4a57-9a3e-0c2f4f5d6e7f".into(),
+            username: "analista".into(),
+            full_name: "Ana Lista".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            admin: false,
+            active: true,
+            created_at: time::macros::datetime!(2026-01-02 03:04:05 UTC),
+        };
+        assert_eq!(user.id(), "analista");
+        let back: User = crate::table::decode(&crate::table::encode(&user)).unwrap();
+        assert_eq!(back, user);
     }
 
     #[test]

@@ -187,6 +187,7 @@ pub fn install(opts: InstallOptions) -> Result<NodeConfig, ManagerError> {
             description: None,
         },
         admin: User {
+            id: uuid::Uuid::new_v4().to_string(),
             username: opts.admin_username,
             full_name: String::new(),
             password_hash,

@@ -71,12 +71,35 @@ fn read_file(path: &std::path::Path) -> Result<String, ManagerError> {
     std::fs::read_to_string(path).map_err(|e| ManagerError::file("read", path, e))
 }
 
+/// A service that runs beside the manager's own tasks, under the same
+/// supervisor, sharing its state (the gateway is one).
+pub type RoleService = Box<
+    dyn FnOnce(
+            SharedState,
+            CancellationToken,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), ManagerError>> + Send>,
+        > + Send,
+>;
+
 /// Runs an installed manager until `cancel` fires or a task fails.
 pub async fn run_manager(
     dir: DataDir,
     options: ManagerOptions,
     cancel: CancellationToken,
     ready: Option<oneshot::Sender<Ready>>,
+) -> Result<(), ManagerError> {
+    run_manager_with(dir, options, cancel, ready, Vec::new()).await
+}
+
+/// Like [`run_manager`], also running `services` (named) under the
+/// manager's supervisor: if one fails, the manager stops.
+pub async fn run_manager_with(
+    dir: DataDir,
+    options: ManagerOptions,
+    cancel: CancellationToken,
+    ready: Option<oneshot::Sender<Ready>>,
+    services: Vec<(&'static str, RoleService)>,
 ) -> Result<(), ManagerError> {
     if !dir.is_installed() {
         return Err(ManagerError::NotInstalled {
@@ -147,6 +170,9 @@ pub async fn run_manager(
         "write-batcher",
         batch_loop.run(raft.clone(), crate::state::COMMIT_TIMEOUT, sup.token()),
     );
+    for (name, service) in services {
+        sup.spawn(name, service(state.clone(), sup.token()));
+    }
     let result = sup.run().await;
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft did not shut down cleanly");

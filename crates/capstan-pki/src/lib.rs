@@ -38,5 +38,5 @@ pub use files::{write_private_file, write_public_file};
 pub use node::{NodeIdentity, NodeRole, CLIENT_OU, MANAGER_SERVER_NAME, WORKER_SERVER_NAME};
 pub use peer::{cert_not_after, needs_renewal, peer_identity, PeerIdentity, PeerKind};
 pub use probe::{fetch_trusted_ca, PROBE_TIMEOUT};
-pub use tls::{client_tls, install_default_crypto_provider, server_tls};
+pub use tls::{client_tls, https_server_config, install_default_crypto_provider, server_tls};
 pub use token::{JoinToken, TokenProblem, SECRET_LEN};

@@ -34,6 +34,56 @@ pub fn client_tls(ca_cert_pem: &str, identity: Option<(&str, &str)>) -> ClientTl
     }
 }
 
+/// Server side of the gateway's HTTPS port (REST API, dashboard, Docker and
+/// Kubernetes APIs).
+///
+/// Presents `[node cert, CA cert]`, offers HTTP/2 and HTTP/1.1 by ALPN, and
+/// asks for a client certificate without requiring one: a client bundle's
+/// certificate, verified against the cluster CA, authenticates its user; a
+/// browser or a bearer-token client sends none.
+pub fn https_server_config(
+    node_cert_pem: &str,
+    node_key_pem: &str,
+    ca_cert_pem: &str,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, crate::PkiError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &'static str, e: &dyn std::fmt::Display| crate::PkiError::InvalidCertificate {
+        what,
+        reason: e.to_string(),
+    };
+    let mut chain = Vec::new();
+    for pem in [node_cert_pem, ca_cert_pem] {
+        let cert = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| bad("gateway certificate", &e))?;
+        chain.push(cert);
+    }
+    let key = PrivateKeyDer::from_pem_slice(node_key_pem.as_bytes()).map_err(|e| {
+        crate::PkiError::InvalidPrivateKey {
+            what: "gateway key",
+            reason: e.to_string(),
+        }
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(chain[1].clone())
+        .map_err(|e| bad("cluster CA certificate", &e))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| bad("client verifier", &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("TLS versions", &e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| bad("gateway certificate and key", &e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
 /// Makes ring the process-wide rustls crypto provider unless one is set.
 ///
 /// tonic's server side uses the process default provider; call this once at

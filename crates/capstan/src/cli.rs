@@ -64,6 +64,21 @@ pub enum Command {
     Ca(CaCommand),
     /// Run a built-in benchmark and print JSON figures.
     Bench(BenchArgs),
+    /// Check this manager's tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `capstan audit`.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Verify the hash chain of the audit log; names the first entry that
+    /// was changed, removed or reordered.
+    Verify {
+        /// The audit log file [default: audit/audit.jsonl in the data dir].
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 /// Where a client command connects.
@@ -282,7 +297,9 @@ pub struct BenchArgs {
     /// What to measure: `store` (a three-manager cluster on loopback, then
     /// a three-member etcd cluster with the same workload) or `schedule`
     /// (100 simulated nodes with a 10,000-replica service, then 100 real
-    /// replicas on this Docker engine against Docker Swarm).
+    /// replicas on this Docker engine against Docker Swarm), `authz` (RBAC
+    /// decision latency over 10,000 grants) or `gateway` (authenticated
+    /// requests per second over TLS from 64 connections).
     pub what: String,
     /// Seconds to run each measured phase.
     #[arg(long, default_value_t = 5)]

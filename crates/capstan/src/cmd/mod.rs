@@ -2,6 +2,7 @@
 //! the library crates and prints the result.
 
 mod agent;
+mod audit;
 mod bench;
 mod kv;
 mod node;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use capstan_manager::DataDir;
 
-use crate::cli::{CaCommand, Cli, Command};
+use crate::cli::{AuditCommand, CaCommand, Cli, Command};
 use crate::settings::FileSettings;
 
 /// The data directory: the flag or env, else the config file, else a
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli, file: FileSettings) -> anyhow::Result<()> {
         Command::Status(args) => node::status(&dir, args).await,
         Command::Kv(cmd) => kv::kv(&dir, cmd).await,
         Command::Bench(args) => bench::bench(args).await,
+        Command::Audit(AuditCommand::Verify { file }) => audit::verify(&dir, file),
         Command::Agent => setup::agent(dir).await,
         Command::Registry => not_yet("registry", "the image registry is still being built"),
         Command::Backup => not_yet("backup", "backup and restore are planned"),

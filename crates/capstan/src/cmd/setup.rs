@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use capstan_core::NodeRole;
 use capstan_manager::bootstrap::{self, InstallOptions, JoinOptions};
-use capstan_manager::server::{run_manager, ManagerOptions, Ready};
+use capstan_manager::server::{run_manager_with, ManagerOptions, Ready, RoleService};
 use capstan_manager::{DataDir, NodeConfig};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -134,7 +134,16 @@ async fn run_foreground_with(
             }
         })
     });
-    let result = run_manager(dir, options, cancel.clone(), Some(tx)).await;
+    let gateway: RoleService =
+        Box::new(|state, cancel| Box::pin(capstan_gateway::run(state, cancel)));
+    let result = run_manager_with(
+        dir,
+        options,
+        cancel.clone(),
+        Some(tx),
+        vec![("gateway", gateway)],
+    )
+    .await;
     cancel.cancel();
     if let Some(a) = agent {
         let _ = a.await;
@@ -237,8 +246,11 @@ pub async fn install(dir: DataDir, args: InstallArgs, file: &FileSettings) -> an
     }
     run_foreground(dir, file, move |ready| {
         println!(
-            "Installation complete: manager {} leads cluster {}; cluster API at https://{}",
-            ready.node_id, config.cluster_id, ready.advertise_addr
+            "Installation complete: manager {} leads cluster {}; cluster API at https://{}; dashboard and REST API at https://{}",
+            ready.node_id,
+            config.cluster_id,
+            ready.advertise_addr,
+            capstan_manager::config::join_host_port(&config.host_address, config.controller_port)
         );
     })
     .await
@@ -329,6 +341,17 @@ pub async fn up(dir: DataDir, args: UpArgs, file: &FileSettings) -> anyhow::Resu
     let config = NodeConfig::load(&dir.config())?;
     let root = dir.root().display().to_string();
     let admin = args.admin_username;
+    let password = if first_run {
+        std::fs::read_to_string(&password_file)
+            .map(|p| p.trim().to_string())
+            .ok()
+    } else {
+        None
+    };
+    let gateway = format!(
+        "https://{}",
+        capstan_manager::config::join_host_port(&config.host_address, config.controller_port)
+    );
     run_foreground_with(dir, file, true, move |ready| {
         let took = started.elapsed();
         println!(
@@ -340,14 +363,23 @@ pub async fn up(dir: DataDir, args: UpArgs, file: &FileSettings) -> anyhow::Resu
             "  manager:      {} (leader {})",
             ready.node_id, ready.leader
         );
+        println!("  dashboard/API: {gateway} (CA: {gateway}/ca)");
         println!(
             "  cluster API:  https://{} (mutual TLS)",
             ready.advertise_addr
         );
         println!("  data dir:     {root}");
-        if first_run {
+        if let Some(password) = &password {
             println!("  admin user:   {admin}");
-            println!("  password:     in {} (mode 0600)", password_file.display());
+            println!(
+                "  password:     {password} (also in {}, mode 0600)",
+                password_file.display()
+            );
+        } else {
+            println!(
+                "  admin user:   {admin} (its first password is in {})",
+                password_file.display()
+            );
         }
         println!("  try:          capstan --data-dir {root} status");
     })

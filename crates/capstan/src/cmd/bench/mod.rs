@@ -1,4 +1,4 @@
-//! `capstan bench schedule`: see `schedule`.
+//! `capstan bench schedule`, `authz` and `gateway`: see those modules.
 //!
 //! `capstan bench store`: a three-manager Capstan cluster on loopback,
 //! then (unless `--no-peer`) a three-member etcd cluster, both driven with
@@ -10,8 +10,10 @@
 //! the sequence of measurements, `workload` the clients, `report` the JSON
 //! document, `stats` percentiles and units, `process` the child processes.
 
+mod authz;
 mod cluster;
 mod etcd;
+mod gateway;
 mod process;
 mod report;
 mod schedule;
@@ -42,14 +44,30 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             }
         };
     }
-    if args.what != "store" {
-        bail!(
-            "unknown benchmark {:?}: expected `store` or `schedule`",
-            args.what
-        );
-    }
     if args.seconds == 0 {
         bail!("--seconds must be at least 1");
+    }
+    match args.what.as_str() {
+        "store" => {}
+        "authz" => return authz::run(),
+        "gateway" => {
+            let work = tempfile::Builder::new()
+                .prefix("capstan-bench-")
+                .disable_cleanup(args.keep_work_dir)
+                .tempdir()
+                .context("create the benchmark's temporary directory")?;
+            let mut ports = Ports::default();
+            return tokio::select! {
+                result = gateway::run(work.path(), &mut ports, args.seconds) => result,
+                signal = interrupted() => {
+                    signal?;
+                    bail!("interrupted; every process the benchmark started was killed")
+                }
+            };
+        }
+        other => {
+            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz` or `gateway`")
+        }
     }
     // Before anything starts, so a missing etcd costs nothing.
     let etcd_bin = if args.no_peer {

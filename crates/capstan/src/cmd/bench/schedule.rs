@@ -60,7 +60,7 @@ pub async fn run(work: &Path, ports: &mut Ports, skip_docker: bool) -> anyhow::R
     Ok(())
 }
 
-async fn start_manager(
+pub(super) async fn start_manager(
     dir: &Path,
     ports: &mut Ports,
     up: bool,
