@@ -74,7 +74,15 @@ install_prerequisites() {
 		die "this script installs with apt-get (Debian); install busybox-static, file, shellcheck and vagrant by hand and rerun with SKIP_INSTALL=1"
 
 	# busybox-static: the test images' userland. `file`: static-binary checks.
-	apt_install busybox-static file tar shellcheck
+	apt_install busybox-static file tar shellcheck curl
+	command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
+
+	# schemathesis fuzzes the gateway's REST API from its OpenAPI document.
+	if ! command -v schemathesis >/dev/null 2>&1; then
+		log "pip install schemathesis"
+		python3 -m pip install --quiet schemathesis ||
+			python3 -m pip install --quiet --break-system-packages schemathesis
+	fi
 
 	# vagrant: only `vagrant validate` runs; it boots nothing and needs no
 	# provider. Debian 12 ships it in main.
@@ -118,6 +126,7 @@ check_environment() {
 	cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: rustup component add rustfmt"
 	cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: rustup component add clippy"
 	cargo nextest --version >/dev/null 2>&1 || die "cargo-nextest is missing: cargo install --locked cargo-nextest"
+	command -v schemathesis >/dev/null 2>&1 || die "schemathesis is missing: pip install schemathesis"
 }
 
 # --- Steps ---------------------------------------------------------------------
@@ -190,6 +199,7 @@ main() {
 	step doctests cargo test --workspace --doc
 	step tests cargo nextest run --workspace --no-fail-fast \
 		--profile "${NEXTEST_PROFILE:-ci}" "$@"
+	step schemathesis scripts/schemathesis.sh "$target_dir/$CARGO_BUILD_TARGET/debug/capstan"
 	step shellcheck shell_scripts
 	if command -v vagrant >/dev/null 2>&1; then
 		step vagrant vagrant_validate

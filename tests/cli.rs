@@ -129,8 +129,17 @@ fn up_starts_a_one_node_cluster_that_status_reports() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().to_str().expect("utf-8 path").to_string();
     let swarm = free_port().to_string();
+    let controller = free_port().to_string();
     let (_up, printed) = start_until(
-        &["--data-dir", &d, "up", "--swarm-port", &swarm],
+        &[
+            "--data-dir",
+            &d,
+            "up",
+            "--swarm-port",
+            &swarm,
+            "--controller-port",
+            &controller,
+        ],
         "try:",
         Duration::from_secs(60),
     );
@@ -138,9 +147,21 @@ fn up_starts_a_one_node_cluster_that_status_reports() {
         printed.contains(&format!("https://127.0.0.1:{swarm}")),
         "{printed}"
     );
+    assert!(
+        printed.contains(&format!("dashboard/API: https://127.0.0.1:{controller}")),
+        "{printed}"
+    );
     let pw =
         std::fs::read_to_string(dir.path().join("admin-password")).expect("admin password saved");
     assert!(pw.trim().len() >= 16);
+    // The generated password is printed once, and it is the file's.
+    assert!(printed.contains(pw.trim()), "{printed}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("admin-password"))
+            .expect("password file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
     let s = status_json(dir.path());
     assert_eq!(s["state"], "leader", "{s}");
     assert_eq!(s["leader_id"], s["node_id"]);

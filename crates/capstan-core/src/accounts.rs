@@ -169,7 +169,8 @@ pub fn validate_org_name(name: &str) -> Result<(), NameError> {
 }
 
 /// Checks a team name: 1 to 100 characters of letters, digits, `-`, `_`,
-/// `.` and spaces; never `/`, which separates the parts of store ids.
+/// `.` and spaces; never `/`, which separates the parts of store ids, and
+/// not `.` or `..`, which a URL path cannot carry as a segment.
 pub fn validate_team_name(name: &str) -> Result<(), NameError> {
     let refuse = |reason: String| NameError::Team {
         name: name.to_owned(),
@@ -189,6 +190,9 @@ pub fn validate_team_name(name: &str) -> Result<(), NameError> {
     }
     if name.trim() != name {
         return Err(refuse("must not start or end with a space".into()));
+    }
+    if name == "." || name == ".." {
+        return Err(refuse("'.' and '..' are not names".into()));
     }
     Ok(())
 }
@@ -299,6 +303,9 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("\"ops/prod\"") && msg.contains("'/'"), "{msg}");
         assert!(validate_team_name("équipe").is_err());
+        let err = validate_team_name("..").unwrap_err();
+        assert!(err.to_string().contains("\"..\""), "{err}");
+        assert!(validate_team_name(".").is_err());
     }
 
     #[test]

@@ -29,13 +29,18 @@ use crate::accounts::validate_team_name;
 use crate::audit::AuditLevel;
 use crate::table::Table;
 
+use crate::rbac::{
+    is_builtin_role, ROLE_FULL_CONTROL, ROLE_NONE, ROLE_RESTRICTED_CONTROL, ROLE_SCHEDULER,
+    ROLE_VIEW_ONLY,
+};
+
 /// The built-in role ids a new user's default role may be.
 pub const BUILTIN_ROLE_IDS: [&str; 5] = [
-    "none",
-    "viewonly",
-    "restrictedcontrol",
-    "scheduler",
-    "fullcontrol",
+    ROLE_NONE,
+    ROLE_VIEW_ONLY,
+    ROLE_RESTRICTED_CONTROL,
+    ROLE_SCHEDULER,
+    ROLE_FULL_CONTROL,
 ];
 
 /// The whole cluster configuration, stored in table `cluster_config` under
@@ -97,7 +102,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             backend: AuthBackend::Managed,
-            default_new_user_role: "restrictedcontrol".into(),
+            default_new_user_role: ROLE_RESTRICTED_CONTROL.into(),
             sessions: SessionsConfig::default(),
             login_rate_limit: LoginRateLimit::default(),
         }
@@ -373,7 +378,7 @@ fn check(c: &ClusterConfig) -> Result<(), Invalid> {
 
     let auth = &c.auth;
     let role = &auth.default_new_user_role;
-    if !BUILTIN_ROLE_IDS.contains(&role.as_str()) {
+    if !is_builtin_role(role) {
         return Err(invalid(
             &[Key("auth"), Key("default_new_user_role")],
             format!(

@@ -35,10 +35,17 @@ impl Table for User {
 }
 
 /// Checks a username the way the dashboard and the API do: 1 to 100
-/// characters of letters, digits, `.`, `_`, `-` and `@`.
+/// characters of letters, digits, `.`, `_`, `-` and `@`, and not `.` or
+/// `..` (a username names the user's private collection and is a URL path
+/// segment).
 pub fn validate_username(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 100 {
         return Err("username must be 1 to 100 characters".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!(
+            "username {name:?} is not allowed: '.' and '..' are not names"
+        ));
     }
     if let Some(c) = name
         .chars()
@@ -73,6 +80,9 @@ mod tests {
         assert!(validate_username("a.b-c_d@example.com").is_ok());
         assert!(validate_username("").is_err());
         assert!(validate_username("bad name").unwrap_err().contains("' '"));
+        assert!(validate_username("..").unwrap_err().contains("\"..\""));
+        assert!(validate_username(".").is_err());
+        assert!(validate_username("..a").is_ok());
     }
 
     #[test]

@@ -84,8 +84,10 @@ impl Snapshot {
                 })
                 .collect())
         }
-        let now = OffsetDateTime::now_utc();
-        let mut collections = builtin_collections(now);
+        // Built-in collections are not stored; give them one stable time.
+        static STARTED: std::sync::OnceLock<OffsetDateTime> = std::sync::OnceLock::new();
+        let started = *STARTED.get_or_init(OffsetDateTime::now_utc);
+        let mut collections = builtin_collections(started);
         collections.extend(all::<Collection>(sm)?);
         let mut roles = builtin_roles();
         roles.extend(all::<Role>(sm)?);

@@ -129,6 +129,15 @@ pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("INVALID_JSON", format!("invalid request body: {e}")))
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if path == "." || path.is_empty() {
+            format!("invalid request body: {inner}")
+        } else {
+            format!("invalid request body: {path}: {inner}")
+        };
+        ApiError::bad_request("INVALID_JSON", message)
+    })
 }

@@ -7,7 +7,9 @@ use axum::Json;
 use capstan_core::accounts::{
     validate_team_name, Org, OrgMember, Session, Team, TeamMember, DEFAULT_ORG,
 };
-use capstan_core::rbac::{default_grants, private_collection, Collection, Grant, Resource};
+use capstan_core::rbac::{
+    default_grants, private_collection, Collection, Grant, Operation, Resource,
+};
 use capstan_core::user::{validate_password, validate_username};
 use capstan_core::{Table, User};
 use serde::{Deserialize, Serialize};
@@ -145,10 +147,23 @@ fn user_or_404<'a>(snap: &'a Snapshot, name: &str) -> ApiResult<&'a User> {
         .ok_or_else(|| ApiError::not_found(format!("user {name:?} does not exist")))
 }
 
-fn org_or_404<'a>(snap: &'a Snapshot, name: &str) -> ApiResult<&'a Org> {
-    snap.orgs
-        .get(name)
-        .ok_or_else(|| ApiError::not_found(format!("organization {name:?} does not exist")))
+/// The organisation `name` for a caller about to do `op` in it: a caller
+/// who could not act on it even if it existed (no `op` on `/`) learns
+/// nothing about whether it does (403, not 404).
+fn org_for<'a>(caller: &'a Caller, name: &str, op: Operation) -> ApiResult<&'a Org> {
+    match caller.snap.orgs.get(name) {
+        Some(o) => Ok(o),
+        None => {
+            caller.authorize(
+                op,
+                Resource::Collection("/"),
+                &format!("organization {name}"),
+            )?;
+            Err(ApiError::not_found(format!(
+                "organization {name:?} does not exist"
+            )))
+        }
+    }
 }
 
 fn team_or_404<'a>(snap: &'a Snapshot, org: &str, team: &str) -> ApiResult<&'a Team> {
@@ -287,7 +302,19 @@ pub async fn create(
     if caller.snap.tree.by_id(&private.id).is_none() {
         ops.push(create_op::<Collection>(&private));
     }
-    ops.extend(default_grants(&user.id, &user.username).iter().map(put_op));
+    // MKE's defaults, with the configured role on the private collection.
+    let default_role = &caller.snap.config.auth.default_new_user_role;
+    ops.extend(
+        default_grants(&user.id, &user.username)
+            .into_iter()
+            .map(|mut g| {
+                if g.object_id == private.id {
+                    g.role_id.clone_from(default_role);
+                }
+                g
+            })
+            .map(|g| put_op(&g)),
+    );
     if caller.snap.orgs.contains_key(DEFAULT_ORG) {
         ops.push(put_op(&OrgMember {
             org: DEFAULT_ORG.into(),
@@ -572,7 +599,7 @@ pub async fn list_org_members(
     Path(org): Path<String>,
 ) -> ApiResult<Json<MemberList>> {
     let snap = &caller.snap;
-    let o = org_or_404(snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.view"))?;
     caller.authorize(
         op!("team.view"),
         Resource::Org(&o.id),
@@ -604,7 +631,7 @@ pub async fn get_org_member(
     Path((org, member)): Path<(String, String)>,
 ) -> ApiResult<Json<MemberView>> {
     let snap = &caller.snap;
-    let o = org_or_404(snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.view"))?;
     caller.authorize(
         op!("team.view"),
         Resource::Org(&o.id),
@@ -633,7 +660,7 @@ pub async fn put_org_member(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<MemberView>> {
     let snap = caller.snap.clone();
-    let o = org_or_404(&snap, &org)?;
+    let o = org_for(&caller, &org, op!("org.members"))?;
     caller.authorize(
         op!("org.members"),
         Resource::Org(&o.id),
@@ -666,7 +693,7 @@ pub async fn delete_org_member(
     Path((org, member)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let snap = caller.snap.clone();
-    let o = org_or_404(&snap, &org)?;
+    let o = org_for(&caller, &org, op!("org.members"))?;
     caller.authorize(
         op!("org.members"),
         Resource::Org(&o.id),
@@ -750,7 +777,7 @@ pub struct TeamRequest {
     responses((status = 200, body = TeamList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_teams(caller: Caller, Path(org): Path<String>) -> ApiResult<Json<TeamList>> {
     let snap = &caller.snap;
-    let o = org_or_404(snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.view"))?;
     caller.authorize(
         op!("team.view"),
         Resource::Org(&o.id),
@@ -788,8 +815,7 @@ pub async fn create_team(
     Path(org): Path<String>,
     ApiJson(req): ApiJson<TeamRequest>,
 ) -> ApiResult<(StatusCode, Json<TeamView>)> {
-    let snap = caller.snap.clone();
-    let o = org_or_404(&snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.create"))?;
     caller.authorize(
         op!("team.create"),
         Resource::Org(&o.id),
@@ -828,7 +854,7 @@ pub async fn get_team(
     Path((org, team)): Path<(String, String)>,
 ) -> ApiResult<Json<TeamView>> {
     let snap = &caller.snap;
-    let o = org_or_404(snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.view"))?;
     caller.authorize(
         op!("team.view"),
         Resource::Org(&o.id),
@@ -849,7 +875,7 @@ pub async fn update_team(
     ApiJson(req): ApiJson<TeamRequest>,
 ) -> ApiResult<Json<TeamView>> {
     let snap = caller.snap.clone();
-    let o = org_or_404(&snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.update"))?;
     caller.authorize(
         op!("team.update"),
         Resource::Org(&o.id),
@@ -880,7 +906,7 @@ pub async fn delete_team(
     Path((org, team)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let snap = caller.snap.clone();
-    let o = org_or_404(&snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.delete"))?;
     caller.authorize(
         op!("team.delete"),
         Resource::Org(&o.id),
@@ -908,7 +934,7 @@ pub async fn list_team_members(
     Path((org, team)): Path<(String, String)>,
 ) -> ApiResult<Json<MemberList>> {
     let snap = &caller.snap;
-    let o = org_or_404(snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.view"))?;
     caller.authorize(
         op!("team.view"),
         Resource::Org(&o.id),
@@ -941,7 +967,7 @@ pub async fn get_team_member(
     Path((org, team, member)): Path<(String, String, String)>,
 ) -> ApiResult<Json<MemberView>> {
     let snap = &caller.snap;
-    let o = org_or_404(snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.view"))?;
     caller.authorize(
         op!("team.view"),
         Resource::Org(&o.id),
@@ -975,7 +1001,7 @@ pub async fn put_team_member(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<MemberView>> {
     let snap = caller.snap.clone();
-    let o = org_or_404(&snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.members"))?;
     caller.authorize(
         op!("team.members"),
         Resource::Org(&o.id),
@@ -1018,7 +1044,7 @@ pub async fn delete_team_member(
     Path((org, team, member)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let snap = caller.snap.clone();
-    let o = org_or_404(&snap, &org)?;
+    let o = org_for(&caller, &org, op!("team.members"))?;
     caller.authorize(
         op!("team.members"),
         Resource::Org(&o.id),

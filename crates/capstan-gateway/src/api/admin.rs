@@ -177,7 +177,7 @@ pub struct ConfigApplied {
 /// Replaces the cluster configuration. The document is validated first; a
 /// bad one answers 400 naming the line and key and changes nothing.
 #[utoipa::path(put, path = "/api/ucp/config-toml", tag = "admin", security(("bearer" = [])),
-    request_body(content = String, description = "TOML document", content_type = "application/toml"),
+    request_body(content = String, description = "TOML document", content_type = "text/plain"),
     responses((status = 200, body = ConfigApplied), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn put_config(

@@ -255,6 +255,21 @@ fn collection_or_404<'a>(snap: &'a Snapshot, id: &str) -> ApiResult<&'a Collecti
         .ok_or_else(|| ApiError::not_found(format!("collection {id:?} does not exist")))
 }
 
+/// The collection `id` for a caller about to do `op` on it: a caller who
+/// could not see it even if it existed (no `op` on `/`) learns nothing
+/// about whether it does (403, not 404).
+fn collection_for<'a>(caller: &'a Caller, id: &str, op: Operation) -> ApiResult<&'a Collection> {
+    match caller.snap.tree.by_id(id) {
+        Some(c) => Ok(c),
+        None => {
+            caller.authorize(op, Resource::Collection("/"), &format!("collection {id}"))?;
+            Err(ApiError::not_found(format!(
+                "collection {id:?} does not exist"
+            )))
+        }
+    }
+}
+
 /// Paging of collections.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -310,7 +325,7 @@ pub async fn create_collection(
     ApiJson(req): ApiJson<CreateCollection>,
 ) -> ApiResult<(StatusCode, Json<CollectionView>)> {
     let snap = caller.snap.clone();
-    let parent = collection_or_404(&snap, &req.parent_id)?;
+    let parent = collection_for(&caller, &req.parent_id, op!("collection.create"))?;
     caller.authorize(
         op!("collection.create"),
         Resource::Collection(&parent.path),
@@ -339,7 +354,7 @@ pub async fn get_collection(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CollectionView>> {
-    let c = collection_or_404(&caller.snap, &id)?;
+    let c = collection_for(&caller, &id, op!("collection.view"))?;
     caller.authorize(
         op!("collection.view"),
         Resource::Collection(&c.path),
@@ -357,7 +372,7 @@ pub async fn collection_children(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<CollectionView>>> {
     let snap = &caller.snap;
-    let c = collection_or_404(snap, &id)?;
+    let c = collection_for(&caller, &id, op!("collection.view"))?;
     caller.authorize(
         op!("collection.view"),
         Resource::Collection(&c.path),
@@ -396,7 +411,7 @@ pub async fn update_collection(
     ApiJson(req): ApiJson<UpdateCollection>,
 ) -> ApiResult<Json<CollectionView>> {
     let snap = caller.snap.clone();
-    let c = collection_or_404(&snap, &id)?;
+    let c = collection_for(&caller, &id, op!("collection.update"))?;
     caller.authorize(
         op!("collection.update"),
         Resource::Collection(&c.path),
@@ -404,7 +419,7 @@ pub async fn update_collection(
     )?;
     let parent_id = req.parent_id.unwrap_or_else(|| c.parent_id.clone());
     if parent_id != c.parent_id {
-        let parent = collection_or_404(&snap, &parent_id)?;
+        let parent = collection_for(&caller, &parent_id, op!("collection.create"))?;
         caller.authorize(
             op!("collection.create"),
             Resource::Collection(&parent.path),
@@ -466,7 +481,7 @@ pub async fn delete_collection(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let snap = caller.snap.clone();
-    let c = collection_or_404(&snap, &id)?;
+    let c = collection_for(&caller, &id, op!("collection.delete"))?;
     caller.authorize(
         op!("collection.delete"),
         Resource::Collection(&c.path),
@@ -649,7 +664,9 @@ pub async fn put_grant(
     let kind = parse_kind(q.kind.as_deref())?;
     let snap = caller.snap.clone();
     let path = match kind {
-        ResourceSetKind::Collection => collection_or_404(&snap, &object_id)?.path.clone(),
+        ResourceSetKind::Collection => collection_for(&caller, &object_id, op!("grant.create"))?
+            .path
+            .clone(),
         ResourceSetKind::Namespace => {
             validate_namespace(&object_id)?;
             format!("namespace:{object_id}")
