@@ -59,22 +59,28 @@ pub struct TokenKeys {
 
 impl TokenKeys {
     /// Reads the cluster's key, creating it if this is the first gateway
-    /// of the cluster. Retries while the cluster has no leader.
+    /// of the cluster. The key never changes once made, so a copy in the
+    /// local state is used at once; otherwise this retries (no leader, a
+    /// leader that cannot be reached) until it succeeds or `cancel` fires:
+    /// a cluster that is briefly without quorum must not stop the manager.
     pub async fn load_or_create(
         state: &SharedState,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<Self, ManagerError> {
+        if let Some(o) = state.sm.get(SigningKey::TABLE, "session")? {
+            return Self::from_record(&decode::<SigningKey>(&o.value)?);
+        }
         loop {
             match Self::try_load_or_create(state).await {
                 Ok(k) => return Ok(k),
-                Err(ManagerError::Unavailable(reason)) => {
-                    tracing::info!(%reason, "waiting for a leader to read the session key");
+                Err(e @ (ManagerError::Fatal(_) | ManagerError::Decode(_))) => return Err(e),
+                Err(e) => {
+                    tracing::info!(error = %e, "cannot read or create the session key yet; retrying");
                     tokio::select! {
-                        _ = cancel.cancelled() => return Err(ManagerError::Unavailable(reason)),
+                        _ = cancel.cancelled() => return Err(e),
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
                 }
-                Err(e) => return Err(e),
             }
         }
     }

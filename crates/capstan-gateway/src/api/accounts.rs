@@ -147,18 +147,18 @@ fn user_or_404<'a>(snap: &'a Snapshot, name: &str) -> ApiResult<&'a User> {
         .ok_or_else(|| ApiError::not_found(format!("user {name:?} does not exist")))
 }
 
-/// The organisation `name` for a caller about to do `op` in it: a caller
-/// who could not act on it even if it existed (no `op` on `/`) learns
-/// nothing about whether it does (403, not 404).
-fn org_for<'a>(caller: &'a Caller, name: &str, op: Operation) -> ApiResult<&'a Org> {
+/// The organisation `name`, once the caller may do `op` in it (`object`
+/// names what for the audit log). A caller who could not act on it even if
+/// it existed (no `op` on `/`) learns nothing about whether it does (403,
+/// not 404).
+fn org_for<'a>(caller: &'a Caller, name: &str, op: Operation, object: &str) -> ApiResult<&'a Org> {
     match caller.snap.orgs.get(name) {
-        Some(o) => Ok(o),
+        Some(o) => {
+            caller.authorize(op, Resource::Org(&o.id), object)?;
+            Ok(o)
+        }
         None => {
-            caller.authorize(
-                op,
-                Resource::Collection("/"),
-                &format!("organization {name}"),
-            )?;
+            caller.authorize(op, Resource::Collection("/"), object)?;
             Err(ApiError::not_found(format!(
                 "organization {name:?} does not exist"
             )))
@@ -599,10 +599,10 @@ pub async fn list_org_members(
     Path(org): Path<String>,
 ) -> ApiResult<Json<MemberList>> {
     let snap = &caller.snap;
-    let o = org_for(&caller, &org, op!("team.view"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.view"),
-        Resource::Org(&o.id),
         &format!("organization {org}"),
     )?;
     let members = snap
@@ -631,10 +631,10 @@ pub async fn get_org_member(
     Path((org, member)): Path<(String, String)>,
 ) -> ApiResult<Json<MemberView>> {
     let snap = &caller.snap;
-    let o = org_for(&caller, &org, op!("team.view"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.view"),
-        Resource::Org(&o.id),
         &format!("organization {org}"),
     )?;
     let m = snap
@@ -660,10 +660,10 @@ pub async fn put_org_member(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<MemberView>> {
     let snap = caller.snap.clone();
-    let o = org_for(&caller, &org, op!("org.members"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("org.members"),
-        Resource::Org(&o.id),
         &format!("organization {org}"),
     )?;
     let u = user_or_404(&snap, &member)?;
@@ -693,10 +693,10 @@ pub async fn delete_org_member(
     Path((org, member)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let snap = caller.snap.clone();
-    let o = org_for(&caller, &org, op!("org.members"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("org.members"),
-        Resource::Org(&o.id),
         &format!("organization {org}"),
     )?;
     if !snap.org_members.contains_key(&format!("{org}/{member}")) {
@@ -777,10 +777,10 @@ pub struct TeamRequest {
     responses((status = 200, body = TeamList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_teams(caller: Caller, Path(org): Path<String>) -> ApiResult<Json<TeamList>> {
     let snap = &caller.snap;
-    let o = org_for(&caller, &org, op!("team.view"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.view"),
-        Resource::Org(&o.id),
         &format!("organization {org}"),
     )?;
     let teams = snap
@@ -815,10 +815,10 @@ pub async fn create_team(
     Path(org): Path<String>,
     ApiJson(req): ApiJson<TeamRequest>,
 ) -> ApiResult<(StatusCode, Json<TeamView>)> {
-    let o = org_for(&caller, &org, op!("team.create"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.create"),
-        Resource::Org(&o.id),
         &format!("organization {org}"),
     )?;
     let name = req
@@ -854,10 +854,10 @@ pub async fn get_team(
     Path((org, team)): Path<(String, String)>,
 ) -> ApiResult<Json<TeamView>> {
     let snap = &caller.snap;
-    let o = org_for(&caller, &org, op!("team.view"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.view"),
-        Resource::Org(&o.id),
         &format!("team {org}/{team}"),
     )?;
     let t = team_or_404(snap, &org, &team)?;
@@ -875,10 +875,10 @@ pub async fn update_team(
     ApiJson(req): ApiJson<TeamRequest>,
 ) -> ApiResult<Json<TeamView>> {
     let snap = caller.snap.clone();
-    let o = org_for(&caller, &org, op!("team.update"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.update"),
-        Resource::Org(&o.id),
         &format!("team {org}/{team}"),
     )?;
     let mut t = team_or_404(&snap, &org, &team)?.clone();
@@ -906,10 +906,10 @@ pub async fn delete_team(
     Path((org, team)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let snap = caller.snap.clone();
-    let o = org_for(&caller, &org, op!("team.delete"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.delete"),
-        Resource::Org(&o.id),
         &format!("team {org}/{team}"),
     )?;
     let t = team_or_404(&snap, &org, &team)?;
@@ -934,10 +934,10 @@ pub async fn list_team_members(
     Path((org, team)): Path<(String, String)>,
 ) -> ApiResult<Json<MemberList>> {
     let snap = &caller.snap;
-    let o = org_for(&caller, &org, op!("team.view"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.view"),
-        Resource::Org(&o.id),
         &format!("team {org}/{team}"),
     )?;
     team_or_404(snap, &org, &team)?;
@@ -967,10 +967,10 @@ pub async fn get_team_member(
     Path((org, team, member)): Path<(String, String, String)>,
 ) -> ApiResult<Json<MemberView>> {
     let snap = &caller.snap;
-    let o = org_for(&caller, &org, op!("team.view"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.view"),
-        Resource::Org(&o.id),
         &format!("team {org}/{team}"),
     )?;
     team_or_404(snap, &org, &team)?;
@@ -1001,10 +1001,10 @@ pub async fn put_team_member(
     RawBody(body): RawBody,
 ) -> ApiResult<Json<MemberView>> {
     let snap = caller.snap.clone();
-    let o = org_for(&caller, &org, op!("team.members"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.members"),
-        Resource::Org(&o.id),
         &format!("team {org}/{team}"),
     )?;
     let req = optional_json::<MembershipRequest>(&body)?;
@@ -1044,10 +1044,10 @@ pub async fn delete_team_member(
     Path((org, team, member)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     let snap = caller.snap.clone();
-    let o = org_for(&caller, &org, op!("team.members"))?;
-    caller.authorize(
+    org_for(
+        &caller,
+        &org,
         op!("team.members"),
-        Resource::Org(&o.id),
         &format!("team {org}/{team}"),
     )?;
     team_or_404(&snap, &org, &team)?;
