@@ -192,7 +192,6 @@ pub async fn put_config(
     )?;
     let config: ClusterConfig =
         parse_toml(&doc).map_err(|e| ApiError::bad_request("INVALID_CONFIG", e.to_string()))?;
-    debug_assert_eq!(ClusterConfig::TABLE, "cluster_config");
     commit(&gw, vec![put_op(&config)]).await?;
     Ok(Json(ConfigApplied { applied: true }))
 }
