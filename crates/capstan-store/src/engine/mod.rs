@@ -131,9 +131,25 @@ pub(crate) enum OpenFailure {
 }
 
 /// Opens the default engine in `dir`, creating it when absent.
+///
+/// sled releases its file lock from background threads that outlive the
+/// handle for a moment, so a store closed and reopened in the same process
+/// can briefly look locked; the open retries for [`LOCK_GRACE`] before it
+/// reports [`OpenFailure::Locked`].
 pub(crate) fn open_default(dir: &Path) -> Result<Box<dyn Engine>, OpenFailure> {
-    SledEngine::open(dir).map(|engine| Box::new(engine) as Box<dyn Engine>)
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        match SledEngine::open(dir) {
+            Err(OpenFailure::Locked) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other.map(|engine| Box::new(engine) as Box<dyn Engine>),
+        }
+    }
 }
+
+/// How long an open waits for a just-released lock.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Name of the engine's directory inside the store directory.
 pub(crate) const ENGINE_DIR: &str = SledEngine::DIR_NAME;
