@@ -22,7 +22,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 /// The cluster's token signing key, stored once in the replicated store.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct SigningKey {
     /// 32 random bytes, base64.
     key: String,

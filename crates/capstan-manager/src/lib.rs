@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod client;
 pub mod cluster_api;
 pub mod config;
+mod decoded;
 pub mod error;
 pub mod join_api;
 pub mod membership;

@@ -15,6 +15,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::batcher::{BatchLoop, Outcome, WriteBatcher};
 use crate::config::NodeConfig;
+use crate::decoded::DecodedCache;
 use crate::error::ManagerError;
 use crate::paths::DataDir;
 use crate::reachability::Reachability;
@@ -70,6 +71,7 @@ pub struct ManagerState {
     /// Gathers concurrent writes into shared Raft entries.
     batcher: WriteBatcher,
     peers: Mutex<HashMap<String, Channel>>,
+    decoded: DecodedCache,
 }
 
 impl ManagerState {
@@ -96,6 +98,7 @@ impl ManagerState {
             swarm,
             batcher,
             peers: Mutex::new(HashMap::new()),
+            decoded: DecodedCache::default(),
         };
         (state, batch_loop)
     }
@@ -298,15 +301,14 @@ impl ManagerState {
     }
 
     /// Lists and decodes a whole typed table.
+    ///
+    /// Records decoded by an earlier list at the same version are reused.
     pub async fn list_all<T: Table>(
         &self,
         consistency: Consistency,
     ) -> Result<Vec<(T, u64)>, ManagerError> {
-        self.list(T::TABLE, "", 0, consistency, false)
-            .await?
-            .into_iter()
-            .map(|o| Ok((decode::<T>(&o.value)?, o.version)))
-            .collect()
+        let objects = self.list(T::TABLE, "", 0, consistency, false).await?;
+        Ok(self.decoded.decode_all::<T>(&objects)?)
     }
 }
 

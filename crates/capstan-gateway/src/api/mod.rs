@@ -137,7 +137,7 @@ pub fn openapi_json() -> &'static str {
 }
 
 /// Claims an account name (users and organisations share one namespace).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct AccountName {
     name: String,
 }

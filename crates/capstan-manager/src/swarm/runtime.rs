@@ -78,6 +78,9 @@ pub async fn run(state: SharedState, cancel: CancellationToken) -> Result<(), Ma
                     c = changes.recv() => match c {
                         Ok(c) if WATCHED.contains(&c.object.table.as_str()) => {
                             tokio::time::sleep(Duration::from_millis(20)).await;
+                            // One pass sees them all: without draining, a
+                            // burst of N changes would cost N passes.
+                            drain(&mut changes);
                             break;
                         }
                         Ok(_) => {}
@@ -88,6 +91,18 @@ pub async fn run(state: SharedState, cancel: CancellationToken) -> Result<(), Ma
             }
         }
         tracing::info!("swarm loop paused: no longer the leader");
+    }
+}
+
+/// Discards the changes already queued: the next pass reads the state
+/// they made.
+fn drain(changes: &mut tokio::sync::broadcast::Receiver<capstan_store::Change>) {
+    use tokio::sync::broadcast::error::TryRecvError;
+    loop {
+        match changes.try_recv() {
+            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+        }
     }
 }
 
