@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod bundle;
 pub mod cluster;
 pub mod cluster_config;
 pub mod constraint;
@@ -28,7 +29,10 @@ mod fixtures;
 
 pub use cluster::ClusterInfo;
 pub use ids::NodeId;
-pub use node::{Availability, ManagerStatus, Node, NodeDescription, NodeRole, NodeState};
+pub use node::{
+    Availability, EngineBuild, EnginePlugin, ManagerStatus, Node, NodeDescription, NodeRole,
+    NodeState,
+};
 pub use resource::{Config, Network, Secret};
 pub use service::{Service, ServiceMode, ServiceSpec, TaskSpec};
 pub use table::{decode, encode, DecodeError, Table};

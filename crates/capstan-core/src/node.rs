@@ -137,6 +137,43 @@ pub struct NodeDescription {
     /// Docker Engine labels (`engine.labels.*` in constraints).
     #[serde(default)]
     pub engine_labels: BTreeMap<String, String>,
+    /// `host:port` of the node's engine proxy, through which the managers'
+    /// gateways reach its Docker engine; empty when the agent runs none.
+    #[serde(default)]
+    pub engine_proxy: String,
+    /// The kernel the engine runs on (`uname -r`).
+    #[serde(default)]
+    pub kernel_version: String,
+    /// How the engine was built, as its `/version` says.
+    #[serde(default)]
+    pub engine_build: EngineBuild,
+    /// The engine's plugins, as its `/info` lists them.
+    #[serde(default)]
+    pub engine_plugins: Vec<EnginePlugin>,
+}
+
+/// A Docker engine's build, as its `/version` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineBuild {
+    /// Source commit.
+    #[serde(default)]
+    pub git_commit: String,
+    /// Go toolchain it was built with.
+    #[serde(default)]
+    pub go_version: String,
+    /// When it was built.
+    #[serde(default)]
+    pub build_time: String,
+}
+
+/// One engine plugin: its type (`Volume`, `Network`, `Log`,
+/// `Authorization`) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnginePlugin {
+    /// `Volume`, `Network`, `Log` or `Authorization`.
+    pub kind: String,
+    /// The plugin's name (`local`, `bridge`, `json-file`, …).
+    pub name: String,
 }
 
 impl Table for Node {

@@ -275,6 +275,10 @@ pub struct TaskSpec {
     /// Networks (ids) the task attaches to.
     #[serde(default)]
     pub networks: Vec<String>,
+    /// The task's DNS aliases on each of `networks`, in the same order
+    /// (Engine API `Networks[].Aliases`); empty when none has any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<Vec<String>>,
     /// Published ports (host mode).
     #[serde(default)]
     pub ports: Vec<PortConfig>,

@@ -9,6 +9,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
 };
 use rustls_pki_types::CertificateDer;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
@@ -30,7 +31,48 @@ pub struct IssuedCert {
     pub cert_pem: String,
     /// When it expires, exactly as written in the certificate (whole seconds).
     pub not_after: OffsetDateTime,
+    /// Its serial number, lowercase hex without separators (what
+    /// [`crate::PeerIdentity::serial`] reads back).
+    pub serial: String,
 }
+
+/// Who a client bundle certificate is issued to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientSubject<'a> {
+    /// The user name; becomes the subject CN.
+    pub username: &'a str,
+    /// The user's account id; becomes the subject UID
+    /// (0.9.2342.19200300.100.1.1), so that an account made later under the
+    /// same name is told apart.
+    pub user_id: &'a str,
+}
+
+/// A client bundle certificate with its freshly made key pair.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The certificate.
+    pub issued: IssuedCert,
+    /// The private key, PKCS#8 PEM (secret: hand it to the user, never store it).
+    pub key_pem: String,
+    /// The public key, PEM (`PUBLIC KEY`, a SubjectPublicKeyInfo).
+    pub public_key_pem: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex (what
+    /// `openssl pkey -pubin -outform DER | sha256sum` prints).
+    pub public_key_sha256: String,
+}
+
+impl fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCert")
+            .field("issued", &self.issued)
+            .field("public_key_sha256", &self.public_key_sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// OID of the LDAP `uid` attribute (RFC 4519), which carries the user id
+/// in a client certificate's subject.
+pub(crate) const UID_OID: &[u64] = &[0, 9, 2342, 19200300, 100, 1, 1];
 
 /// The cluster root CA (ECDSA P-256): the trust root of every node and client.
 ///
@@ -131,6 +173,22 @@ impl ClusterCa {
         self.not_after
     }
 
+    /// The CA's subject and public key (SubjectPublicKeyInfo), both DER:
+    /// what Swarm shows as `TLSInfo.CertIssuerSubject` and
+    /// `CertIssuerPublicKey`.
+    pub fn issuer_der(&self) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+        let der = cert_der_from_pem(&self.cert_pem, "CA certificate")?;
+        let (_, cert) =
+            X509Certificate::from_der(der.as_ref()).map_err(|e| PkiError::InvalidCertificate {
+                what: "CA certificate",
+                reason: e.to_string(),
+            })?;
+        Ok((
+            cert.subject().as_raw().to_vec(),
+            cert.public_key().raw.to_vec(),
+        ))
+    }
+
     /// Install path: generates a node key locally and issues its certificate.
     /// Returns `(cert, key_pem)`.
     pub fn issue_node_cert(
@@ -157,24 +215,33 @@ impl ClusterCa {
         self.sign_node(node, &public_key, ttl)
     }
 
-    /// Issues a client bundle certificate: CN = user name, OU "capstan-client",
-    /// O = cluster id, client authentication only. Returns `(cert, key_pem)`.
+    /// Issues a client bundle certificate with a new key: CN = user name,
+    /// UID = user id, OU "capstan-client", O = cluster id, a random serial,
+    /// client authentication only.
     pub fn issue_client_cert(
         &self,
-        username: &str,
+        subject: ClientSubject<'_>,
         ttl: Duration,
-    ) -> Result<(IssuedCert, String), PkiError> {
-        check_name("user name", username)?;
+    ) -> Result<ClientCert, PkiError> {
+        check_name("user name", subject.username)?;
+        check_name("user id", subject.user_id)?;
         let key = new_node_key()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, username);
+        dn.push(DnType::CommonName, subject.username);
+        dn.push(DnType::CustomDnType(UID_OID.to_vec()), subject.user_id);
         dn.push(DnType::OrganizationalUnitName, CLIENT_OU);
         dn.push(DnType::OrganizationName, self.cluster_id.as_str());
         params.distinguished_name = dn;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = self.sign_leaf(params, &key, ttl)?;
-        Ok((cert, key.serialize_pem()))
+        let issued = self.sign_leaf(params, &key, ttl)?;
+        let spki = key.subject_public_key_info();
+        Ok(ClientCert {
+            issued,
+            key_pem: key.serialize_pem(),
+            public_key_pem: key.public_key_pem(),
+            public_key_sha256: hex::encode(Sha256::digest(&spki)),
+        })
     }
 
     fn sign_node(
@@ -204,12 +271,18 @@ impl ClusterCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
         let not_after = stamp(&mut params, OffsetDateTime::now_utc(), ttl)?;
+        let serial = params
+            .serial_number
+            .as_ref()
+            .map(|s| hex::encode(s.as_ref()))
+            .unwrap_or_default();
         let cert = params
             .signed_by(public_key, &self.issuer)
             .map_err(PkiError::generate("sign the certificate"))?;
         Ok(IssuedCert {
             cert_pem: cert.pem(),
             not_after,
+            serial,
         })
     }
 }

@@ -16,6 +16,7 @@ mod ca;
 mod chain;
 mod csr;
 mod digest;
+mod engine_proxy;
 mod error;
 mod files;
 mod node;
@@ -29,10 +30,11 @@ mod validity;
 #[cfg(test)]
 mod testing;
 
-pub use ca::{ClusterCa, IssuedCert, CA_COMMON_NAME};
+pub use ca::{ClientCert, ClientSubject, ClusterCa, IssuedCert, CA_COMMON_NAME};
 pub use chain::verify_presented_chain;
 pub use csr::generate_csr;
 pub use digest::{digest_of_cert_pem, CaDigest};
+pub use engine_proxy::{engine_proxy_client_config, engine_proxy_server_config};
 pub use error::PkiError;
 pub use files::{write_private_file, write_public_file};
 pub use node::{NodeIdentity, NodeRole, CLIENT_OU, MANAGER_SERVER_NAME, WORKER_SERVER_NAME};

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::oid_registry::{
-    Oid, OID_X509_COMMON_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_ORGANIZATION_NAME,
+    Oid, OID_USERID, OID_X509_COMMON_NAME, OID_X509_ORGANIZATIONAL_UNIT, OID_X509_ORGANIZATION_NAME,
 };
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::X509Name;
@@ -36,6 +36,12 @@ pub struct PeerIdentity {
     pub cluster_id: String,
     /// When the certificate expires.
     pub not_after: OffsetDateTime,
+    /// The certificate serial number, lowercase hex without separators
+    /// (a client bundle's id).
+    pub serial: String,
+    /// Subject UID: the account id of the user a client bundle was issued
+    /// to; `None` in node certificates.
+    pub user_id: Option<String>,
 }
 
 /// Reads the Capstan identity out of a DER certificate.
@@ -66,6 +72,8 @@ pub fn peer_identity(cert_der: &[u8]) -> Result<PeerIdentity, PkiError> {
         kind,
         cluster_id: first(subject, &OID_X509_ORGANIZATION_NAME).ok_or_else(|| missing("O"))?,
         not_after: cert.validity().not_after.to_datetime(),
+        serial: hex::encode(cert.raw_serial()),
+        user_id: first(subject, &OID_USERID),
     })
 }
 
@@ -114,7 +122,7 @@ mod tests {
     use rustls_pki_types::CertificateDer;
 
     use super::*;
-    use crate::{ClusterCa, NodeIdentity, NodeRole};
+    use crate::{ClientSubject, ClusterCa, NodeIdentity, NodeRole};
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -140,13 +148,22 @@ mod tests {
         let (worker, _) = ca
             .issue_node_cert(&node(NodeRole::Worker), HOUR)
             .expect("w");
-        let (client, _) = ca.issue_client_cert("alice", HOUR).expect("c");
+        let client = ca
+            .issue_client_cert(
+                ClientSubject {
+                    username: "alice",
+                    user_id: "3f1c2a9e-uid",
+                },
+                HOUR,
+            )
+            .expect("c")
+            .issued;
         let cases = [
-            (&manager, "n1", PeerKind::Manager),
-            (&worker, "n1", PeerKind::Worker),
-            (&client, "alice", PeerKind::Client),
+            (&manager, "n1", PeerKind::Manager, None),
+            (&worker, "n1", PeerKind::Worker, None),
+            (&client, "alice", PeerKind::Client, Some("3f1c2a9e-uid")),
         ];
-        for (issued, cn, kind) in cases {
+        for (issued, cn, kind, user_id) in cases {
             let peer = peer_identity(&der(&issued.cert_pem)).expect("identity");
             assert_eq!(
                 peer,
@@ -155,9 +172,13 @@ mod tests {
                     kind,
                     cluster_id: "c1".into(),
                     not_after: issued.not_after,
+                    serial: issued.serial.clone(),
+                    user_id: user_id.map(str::to_string),
                 }
             );
+            assert_eq!(peer.serial.len(), 32, "128-bit serial: {}", peer.serial);
         }
+        assert_ne!(manager.serial, worker.serial);
     }
 
     #[test]

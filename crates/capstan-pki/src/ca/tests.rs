@@ -244,10 +244,17 @@ fn csr_from_generate_csr_is_signed() {
     );
 }
 
+fn alice() -> ClientSubject<'static> {
+    ClientSubject {
+        username: "alice",
+        user_id: "6f0d5c1e-7b0a-4c38-9a41-2f5d1f3c9b10",
+    }
+}
+
 #[test]
 fn client_cert_is_client_auth_only() {
     let ca = ClusterCa::generate("cluster-a", HOUR).expect("ca");
-    let (issued, _) = ca.issue_client_cert("alice", HOUR).expect("issue");
+    let issued = ca.issue_client_cert(alice(), HOUR).expect("issue").issued;
     let der = der(&issued.cert_pem);
     let cert = parse(&der);
     assert_eq!(
@@ -261,5 +268,60 @@ fn client_cert_is_client_auth_only() {
         .value;
     assert!(eku.client_auth && !eku.server_auth);
     assert!(sans(&cert).is_empty());
-    assert!(ca.issue_client_cert("", HOUR).is_err());
+    let bad = ClientSubject {
+        username: "",
+        ..alice()
+    };
+    assert!(ca.issue_client_cert(bad, HOUR).is_err());
+    let bad = ClientSubject {
+        user_id: "",
+        ..alice()
+    };
+    let err = ca.issue_client_cert(bad, HOUR).unwrap_err().to_string();
+    assert!(err.contains("user id"), "{err}");
+}
+
+#[test]
+fn client_cert_carries_the_user_id_serial_and_public_key() {
+    let ca = ClusterCa::generate("cluster-a", HOUR).expect("ca");
+    let client = ca.issue_client_cert(alice(), HOUR).expect("issue");
+    let der = der(&client.issued.cert_pem);
+    let cert = parse(&der);
+    let uid: Vec<&str> = cert
+        .subject()
+        .iter_by_oid(&x509_parser::oid_registry::OID_USERID)
+        .filter_map(|a| a.as_str().ok())
+        .collect();
+    assert_eq!(uid, vec![alice().user_id]);
+    assert_eq!(client.issued.serial, hex::encode(cert.raw_serial()));
+    let spki = cert.public_key().raw;
+    assert_eq!(
+        client.public_key_sha256,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(spki))
+    );
+    let key = KeyPair::from_pem(&client.key_pem).expect("key parses");
+    assert_eq!(key.public_key_pem(), client.public_key_pem);
+    assert!(client
+        .public_key_pem
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert!(!format!("{client:?}").contains(&client.key_pem));
+    let again = ca.issue_client_cert(alice(), HOUR).expect("issue");
+    assert_ne!(again.issued.serial, client.issued.serial);
+    assert_ne!(again.public_key_sha256, client.public_key_sha256);
+}
+
+#[test]
+fn issuer_der_is_the_subject_and_public_key_a_leaf_names() {
+    let ca = ClusterCa::generate("cluster-a", HOUR).expect("ca");
+    let (subject_der, spki_der) = ca.issuer_der().expect("issuer");
+    let (cert, _key) = ca
+        .issue_node_cert(&node("n1", NodeRole::Worker, &["n1"]), HOUR)
+        .expect("leaf");
+    let leaf_der = der(&cert.cert_pem);
+    let leaf = parse(&leaf_der);
+    assert_eq!(leaf.issuer().as_raw(), subject_der.as_slice());
+    let (_, spki) =
+        x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki_der).expect("SPKI parses");
+    leaf.verify_signature(Some(&spki))
+        .expect("the key signed the leaf");
 }

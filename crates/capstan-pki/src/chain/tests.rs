@@ -83,7 +83,16 @@ fn leaf_that_is_not_a_manager_is_refused() {
         "{err}"
     );
 
-    let (client, _) = c.ca.issue_client_cert("alice", HOUR).expect("client");
+    let client =
+        c.ca.issue_client_cert(
+            crate::ClientSubject {
+                username: "alice",
+                user_id: "u-1",
+            },
+            HOUR,
+        )
+        .expect("client")
+        .issued;
     let client = [der(&client.cert_pem), c.ca_der.clone()];
     let err = verify_presented_chain(&client, &c.ca.digest(), now()).unwrap_err();
     assert!(err.to_string().contains("server authentication"), "{err}");
