@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bollard::models::SystemInfo;
+use bollard::models::{PluginsInfo, SystemInfo, SystemVersion};
 use bollard::Docker;
 use capstan_core::service::Resources;
-use capstan_core::NodeDescription;
+use capstan_core::{EngineBuild, EnginePlugin, NodeDescription};
 
 use crate::error::AgentError;
 
@@ -21,6 +21,10 @@ pub(crate) async fn describe(
         .await
         .map_err(|source| AgentError::DescribeEngine { source })?;
     let mut description = from_info(&info, hostname);
+    // An engine too old to say how it was built still describes the node.
+    if let Ok(version) = docker.version().await {
+        description.engine_build = engine_build(&version);
+    }
     if let Some(root) = info.docker_root_dir.as_deref().filter(|r| !r.is_empty()) {
         let (free, total) = disk_space(Path::new(root)).await;
         description.disk_free_bytes = free;
@@ -44,6 +48,38 @@ fn from_info(info: &SystemInfo, hostname: &str) -> NodeDescription {
         disk_total_bytes: 0,
         engine_version: info.server_version.clone().unwrap_or_default(),
         engine_labels: engine_labels(info.labels.as_deref().unwrap_or_default()),
+        // The session fills it in: the proxy is not the engine's to describe.
+        engine_proxy: String::new(),
+        kernel_version: info.kernel_version.clone().unwrap_or_default(),
+        engine_build: EngineBuild::default(),
+        engine_plugins: info.plugins.as_ref().map(plugins).unwrap_or_default(),
+    }
+}
+
+/// The engine's plugins by type, in the order `docker info` lists them.
+fn plugins(p: &PluginsInfo) -> Vec<EnginePlugin> {
+    [
+        ("Volume", &p.volume),
+        ("Network", &p.network),
+        ("Authorization", &p.authorization),
+        ("Log", &p.log),
+    ]
+    .into_iter()
+    .flat_map(|(kind, names)| {
+        names.iter().flatten().map(move |name| EnginePlugin {
+            kind: kind.to_owned(),
+            name: name.clone(),
+        })
+    })
+    .collect()
+}
+
+/// How the engine was built, from its `/version`.
+fn engine_build(v: &SystemVersion) -> EngineBuild {
+    EngineBuild {
+        git_commit: v.git_commit.clone().unwrap_or_default(),
+        go_version: v.go_version.clone().unwrap_or_default(),
+        build_time: v.build_time.clone().unwrap_or_default(),
     }
 }
 
@@ -108,6 +144,13 @@ mod tests {
             mem_total: Some(8 << 30),
             server_version: Some("20.10.24".into()),
             labels: Some(vec!["zone=a".into(), "ssd".into(), "k=v=w".into()]),
+            kernel_version: Some("6.1.0".into()),
+            plugins: Some(PluginsInfo {
+                volume: Some(vec!["local".into()]),
+                network: Some(vec!["bridge".into(), "overlay".into()]),
+                authorization: None,
+                log: Some(vec!["json-file".into()]),
+            }),
             ..Default::default()
         };
         let d = from_info(&info, "node01");
@@ -120,6 +163,29 @@ mod tests {
         assert_eq!(d.engine_labels["zone"], "a");
         assert_eq!(d.engine_labels["ssd"], "");
         assert_eq!(d.engine_labels["k"], "v=w");
+        assert_eq!(d.kernel_version, "6.1.0");
+        let plugins: Vec<(&str, &str)> = d
+            .engine_plugins
+            .iter()
+            .map(|p| (p.kind.as_str(), p.name.as_str()))
+            .collect();
+        assert_eq!(
+            plugins,
+            [
+                ("Volume", "local"),
+                ("Network", "bridge"),
+                ("Network", "overlay"),
+                ("Log", "json-file")
+            ]
+        );
+        let build = engine_build(&SystemVersion {
+            git_commit: Some("e6534b4".into()),
+            go_version: Some("go1.24.3".into()),
+            ..Default::default()
+        });
+        assert_eq!(build.git_commit, "e6534b4");
+        assert_eq!(build.go_version, "go1.24.3");
+        assert_eq!(build.build_time, "");
 
         let empty = from_info(&SystemInfo::default(), "h");
         assert_eq!(empty.resources, Resources::default());

@@ -29,6 +29,7 @@
 mod container_spec;
 mod describe;
 mod engine;
+pub mod engine_proxy;
 mod error;
 mod events;
 mod executor;
@@ -45,6 +46,9 @@ mod status;
 #[cfg(test)]
 mod test_support;
 
+pub use engine_proxy::{
+    EngineProxy, EngineProxyConfig, EngineProxyError, EngineSocket, DEFAULT_ENGINE_PROXY_PORT,
+};
 pub use error::AgentError;
 pub use executor::{Assignment, Executor};
 pub use labels::{NETWORK_LABEL, NODE_LABEL, SERVICE_LABEL, TASK_LABEL};

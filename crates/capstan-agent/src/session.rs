@@ -33,6 +33,9 @@ pub struct SessionOptions {
     pub managers: Vec<String>,
     /// TLS with this node's certificate.
     pub tls: ClientTlsConfig,
+    /// `host:port` of this node's engine proxy, reported in the node
+    /// description (empty when it runs none).
+    pub engine_proxy: String,
 }
 
 /// Turns a dispatcher assignment into the executor's.
@@ -144,10 +147,11 @@ async fn session(
         .connect()
         .await
         .map_err(|e| broken(&e))?;
-    let description = executor
+    let mut description = executor
         .describe(&opts.hostname)
         .await
         .map_err(|e| broken(&e))?;
+    description.engine_proxy = opts.engine_proxy.clone();
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(256);
     let send = |tx: &mpsc::Sender<pb::AgentMessage>, msg: Out| {
         let tx = tx.clone();

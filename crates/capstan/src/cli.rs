@@ -40,7 +40,7 @@ pub enum Command {
     /// Run the installed manager of this node.
     Manager,
     /// Run the worker agent of this node.
-    Agent,
+    Agent(AgentArgs),
     /// Install or run the image registry on this node.
     Registry,
     /// Print or rotate join tokens.
@@ -128,6 +128,25 @@ pub struct UpArgs {
     /// Admin username on first start.
     #[arg(long, default_value = "admin")]
     pub admin_username: String,
+    #[command(flatten)]
+    pub engine_proxy: EngineProxyArg,
+}
+
+/// The engine proxy's port, shared by `up`, `join` and `agent`.
+#[derive(Args, Debug, Clone)]
+pub struct EngineProxyArg {
+    /// Port of the agent's engine proxy, through which the managers reach
+    /// this node's Docker engine (mutual TLS, managers only); 0 picks a free
+    /// port [default: 12376].
+    #[arg(long = "engine-proxy-port", env = "CAPSTAN_ENGINE_PROXY_PORT")]
+    pub port: Option<u16>,
+}
+
+/// `capstan agent`.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub engine_proxy: EngineProxyArg,
 }
 
 /// `capstan install`.
@@ -168,6 +187,8 @@ pub struct JoinArgs {
     /// Only join and prepare the data directory; start it later.
     #[arg(long)]
     pub init_only: bool,
+    #[command(flatten)]
+    pub engine_proxy: EngineProxyArg,
 }
 
 /// `capstan token`.
@@ -298,8 +319,10 @@ pub struct BenchArgs {
     /// a three-member etcd cluster with the same workload) or `schedule`
     /// (100 simulated nodes with a 10,000-replica service, then 100 real
     /// replicas on this Docker engine against Docker Swarm), `authz` (RBAC
-    /// decision latency over 10,000 grants) or `gateway` (authenticated
-    /// requests per second over TLS from 64 connections).
+    /// decision latency over 10,000 grants), `gateway` (authenticated
+    /// requests per second over TLS from 64 connections) or `proxy` (the
+    /// Docker API proxy next to the local engine in swarm mode, with 200
+    /// services and 1,000 tasks on each).
     pub what: String,
     /// Seconds to run each measured phase.
     #[arg(long, default_value_t = 5)]

@@ -60,6 +60,8 @@ pub struct RaftSection {
 pub struct AgentSection {
     /// How often an agent heartbeats, e.g. "5s".
     pub heartbeat_interval: Option<String>,
+    /// Port of the agent's engine proxy (0 picks a free one).
+    pub engine_proxy_port: Option<u16>,
 }
 
 impl FileSettings {
@@ -166,6 +168,7 @@ mod tests {
         s.validate().expect("example values are valid");
         assert_eq!(s.swarm_port, Some(2377));
         assert!(s.raft.heartbeat_ms.is_some() && s.agent.heartbeat_interval.is_some());
+        assert_eq!(s.agent.engine_proxy_port, Some(12376));
     }
 
     #[test]

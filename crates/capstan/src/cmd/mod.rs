@@ -49,7 +49,7 @@ pub async fn run(cli: Cli, file: FileSettings) -> anyhow::Result<()> {
         Command::Kv(cmd) => kv::kv(&dir, cmd).await,
         Command::Bench(args) => bench::bench(args).await,
         Command::Audit(AuditCommand::Verify { file }) => audit::verify(&dir, file),
-        Command::Agent => setup::agent(dir).await,
+        Command::Agent(args) => setup::agent(dir, args, &file).await,
         Command::Registry => not_yet("registry", "the image registry is still being built"),
         Command::Backup => not_yet("backup", "backup and restore are planned"),
         Command::Restore => not_yet("restore", "backup and restore are planned"),

@@ -11,7 +11,7 @@ use capstan_manager::{DataDir, NodeConfig};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{InstallArgs, JoinArgs, NodeNet, UpArgs};
+use crate::cli::{AgentArgs, EngineProxyArg, InstallArgs, JoinArgs, NodeNet, UpArgs};
 use crate::settings::{parse_ttl_days, FileSettings};
 
 fn hostname() -> String {
@@ -62,6 +62,14 @@ fn resolve_net(net: &NodeNet, file: &FileSettings, hostname: &str) -> anyhow::Re
     })
 }
 
+/// The engine proxy's port: the flag or `CAPSTAN_ENGINE_PROXY_PORT`, then
+/// `[agent] engine_proxy_port`, then MKE's 12376.
+fn engine_proxy_port(arg: &EngineProxyArg, file: &FileSettings) -> u16 {
+    arg.port
+        .or(file.agent.engine_proxy_port)
+        .unwrap_or(capstan_agent::DEFAULT_ENGINE_PROXY_PORT)
+}
+
 fn raft_timing(file: &FileSettings) -> anyhow::Result<capstan_store::RaftTiming> {
     file.raft_timing().map_err(anyhow::Error::msg)
 }
@@ -106,15 +114,16 @@ async fn run_foreground(
     file: &FileSettings,
     announce: impl FnOnce(Ready) + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_foreground_with(dir, file, false, announce).await
+    run_foreground_with(dir, file, None, announce).await
 }
 
-/// Like [`run_foreground`], with a local agent beside the manager when
-/// `with_agent` and the Docker engine answers.
+/// Like [`run_foreground`], with a local agent beside the manager (its
+/// engine proxy on port `agent`) when `agent` is set and the Docker engine
+/// answers.
 async fn run_foreground_with(
     dir: DataDir,
     file: &FileSettings,
-    with_agent: bool,
+    agent: Option<u16>,
     announce: impl FnOnce(Ready) + Send + 'static,
 ) -> anyhow::Result<()> {
     let options = manager_options(file)?;
@@ -125,11 +134,11 @@ async fn run_foreground_with(
             announce(ready);
         }
     });
-    let agent = with_agent.then(|| {
+    let agent = agent.map(|port| {
         let dir = dir.clone();
         let cancel = cancel.clone();
         tokio::spawn(async move {
-            if let Err(e) = super::agent::run(&dir, cancel).await {
+            if let Err(e) = super::agent::run(&dir, port, cancel).await {
                 tracing::warn!(error = %format!("{e:#}"), "no local agent: this node runs no tasks");
             }
         })
@@ -153,8 +162,9 @@ async fn run_foreground_with(
 }
 
 /// `capstan agent`.
-pub async fn agent(dir: DataDir) -> anyhow::Result<()> {
-    super::agent::run(&dir, cancel_on_signal()).await
+pub async fn agent(dir: DataDir, args: AgentArgs, file: &FileSettings) -> anyhow::Result<()> {
+    let port = engine_proxy_port(&args.engine_proxy, file);
+    super::agent::run(&dir, port, cancel_on_signal()).await
 }
 
 fn prompt(question: &str) -> anyhow::Result<String> {
@@ -288,7 +298,8 @@ pub async fn join(dir: DataDir, args: JoinArgs, file: &FileSettings) -> anyhow::
         return Ok(());
     }
     if config.role == NodeRole::Worker {
-        return super::agent::run(&dir, cancel_on_signal()).await;
+        let port = engine_proxy_port(&args.engine_proxy, file);
+        return super::agent::run(&dir, port, cancel_on_signal()).await;
     }
     run_foreground(dir, file, |ready| {
         println!(
@@ -352,7 +363,8 @@ pub async fn up(dir: DataDir, args: UpArgs, file: &FileSettings) -> anyhow::Resu
         "https://{}",
         capstan_manager::config::join_host_port(&config.host_address, config.controller_port)
     );
-    run_foreground_with(dir, file, true, move |ready| {
+    let agent_port = engine_proxy_port(&args.engine_proxy, file);
+    run_foreground_with(dir, file, Some(agent_port), move |ready| {
         let took = started.elapsed();
         println!(
             "Capstan is up in {:.1}s: cluster {}",
