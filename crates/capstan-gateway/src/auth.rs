@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use capstan_core::bundle::{BundleRefusal, Presented};
 use capstan_core::rbac::{Operation, Principal, Resource};
-use capstan_pki::PeerKind;
+use capstan_pki::{PeerIdentity, PeerKind};
 use time::OffsetDateTime;
 
 use crate::directory::Snapshot;
@@ -27,6 +28,9 @@ pub struct AuditNote {
     pub object: Option<String>,
     /// Whether the last decision denied.
     pub denied: bool,
+    /// Audit the request whatever its method: a `GET` that issues a
+    /// credential (a client bundle) is as worth recording as a `POST`.
+    pub always: bool,
 }
 
 /// Shared slot for the [`AuditNote`] of one request.
@@ -111,6 +115,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|c| c.client.as_ref())
             .filter(|id| id.kind == PeerKind::Client && id.cluster_id == gw.cluster_id())
         {
+            bundle_holder(&snap, id)?;
             (id.subject_cn.clone(), Credential::Certificate)
         } else {
             return Err(ApiError::unauthorized(AUTH_REQUIRED));
@@ -131,6 +136,29 @@ impl FromRequestParts<AppState> for Caller {
             audit,
         })
     }
+}
+
+/// Checks that a client certificate (already verified against the cluster
+/// CA by the TLS layer) is a live client bundle of the user it names: a
+/// revoked bundle, one of a deleted user, or a certificate issued outside
+/// the bundle API does not authenticate.
+fn bundle_holder(snap: &Snapshot, id: &PeerIdentity) -> Result<(), ApiError> {
+    let bundle = snap.client_bundles.get(&id.serial).ok_or_else(|| {
+        ApiError::unauthorized(
+            BundleRefusal::Unknown {
+                serial: id.serial.clone(),
+            }
+            .to_string(),
+        )
+    })?;
+    let presented = Presented {
+        username: &id.subject_cn,
+        user_id: id.user_id.as_deref(),
+        current_user_id: snap.users.get(&id.subject_cn).map(|u| u.id.as_str()),
+    };
+    bundle
+        .check(presented, OffsetDateTime::now_utc())
+        .map_err(|refusal| ApiError::unauthorized(refusal.to_string()))
 }
 
 impl Caller {
@@ -159,6 +187,11 @@ impl Caller {
     /// filtering lists to what the caller may see.
     pub fn may(&self, op: Operation, on: Resource<'_>) -> bool {
         self.snap.authorizer.allowed(&self.principal, op, on)
+    }
+
+    /// Has the request audited even if its method changes nothing.
+    pub fn audit_always(&self) {
+        self.audit.update(|n| n.always = true);
     }
 
     /// Records the object acted on after the fact (e.g. a generated id).

@@ -1,13 +1,14 @@
 //! An in-memory snapshot of who exists and who may do what: accounts,
-//! memberships, sessions, roles, collections, grants, the cluster
-//! configuration and the license, with the RBAC [`Authorizer`] built over
-//! them. Requests read it without touching the store; a background task
+//! memberships, sessions, client bundles, roles, collections, grants, the
+//! cluster configuration and the license, with the RBAC [`Authorizer`] built
+//! over them. Requests read it without touching the store; a background task
 //! rebuilds it whenever the replicated state of one of those tables changes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use capstan_core::accounts::{Org, OrgMember, Session, Team, TeamMember};
+use capstan_core::bundle::ClientBundle;
 use capstan_core::cluster_config::ClusterConfig;
 use capstan_core::license::SignedLicense;
 use capstan_core::rbac::{
@@ -29,6 +30,7 @@ pub const TABLES: &[&str] = &[
     OrgMember::TABLE,
     TeamMember::TABLE,
     Session::TABLE,
+    ClientBundle::TABLE,
     Role::TABLE,
     Collection::TABLE,
     Grant::TABLE,
@@ -52,6 +54,8 @@ pub struct Snapshot {
     pub team_members: BTreeMap<String, TeamMember>,
     /// Live sessions by `username/session id`.
     pub sessions: HashMap<String, Session>,
+    /// Client bundles (revoked ones too) by certificate serial (hex).
+    pub client_bundles: HashMap<String, ClientBundle>,
     /// Roles (built-in and custom) by id.
     pub roles: BTreeMap<String, Role>,
     /// Collections (built-in and user-made).
@@ -98,6 +102,7 @@ impl Snapshot {
             all::<OrgMember>(sm)?,
             all::<TeamMember>(sm)?,
             all::<Session>(sm)?,
+            all::<ClientBundle>(sm)?,
             roles,
             collections,
             all::<Grant>(sm)?,
@@ -118,6 +123,7 @@ impl Snapshot {
         org_members: Vec<OrgMember>,
         team_members: Vec<TeamMember>,
         sessions: Vec<Session>,
+        client_bundles: Vec<ClientBundle>,
         roles: Vec<Role>,
         collections: Vec<Collection>,
         grants: Vec<Grant>,
@@ -185,6 +191,7 @@ impl Snapshot {
             org_members,
             team_members,
             sessions: sessions.into_iter().map(|s| (s.id(), s)).collect(),
+            client_bundles: client_bundles.into_iter().map(|b| (b.id(), b)).collect(),
             roles: roles.into_iter().map(|r| (r.id.clone(), r)).collect(),
             tree: CollectionTree::new(&collections),
             grants,

@@ -1,4 +1,5 @@
 //! The gateway: every manager's authenticated, authorised HTTPS API.
+#![recursion_limit = "256"]
 //!
 //! One TLS port (the controller port) serves the REST API (accounts,
 //! sessions, roles, collections, grants, audit, license, configuration),
@@ -15,6 +16,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod directory;
+pub mod docker;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -89,7 +89,7 @@ pub async fn observe(State(gw): State<AppState>, mut req: Request, next: Next) -
 
     let note = slot.get();
     let denied = note.denied || status == StatusCode::FORBIDDEN;
-    if level != AuditLevel::None && (mutating(&method) || denied) {
+    if level != AuditLevel::None && (mutating(&method) || denied || note.always) {
         gw.audit.record(AuditEntry {
             seq: 0,
             time: OffsetDateTime::now_utc(),

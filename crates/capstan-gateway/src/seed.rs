@@ -41,6 +41,14 @@ fn create<T: Table>(v: &T) -> Op {
 
 async fn seed_once(gw: &AppState) -> Result<(), ManagerError> {
     let snap = gw.directory.get();
+    // An installed cluster always has its first admin; none yet means the
+    // install's objects have not landed (a first start races them): retry,
+    // or the admin would never get a private collection.
+    if snap.users.is_empty() {
+        return Err(ManagerError::Unavailable(
+            "no account exists yet: the install has not finished".into(),
+        ));
+    }
     let now = OffsetDateTime::now_utc();
     let mut batches: Vec<Vec<Op>> = Vec::new();
     if !snap.orgs.contains_key(DEFAULT_ORG) {

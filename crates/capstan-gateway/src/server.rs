@@ -130,12 +130,19 @@ pub async fn serve(
                 .and_then(|c| c.first())
                 .and_then(|c| capstan_pki::peer_identity(c).ok());
             let info = ConnInfo { remote, client };
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
                     req.extensions_mut().insert(info.clone());
-                    app.clone().oneshot(req.map(axum::body::Body::new))
-                },
-            );
+                    let early = crate::docker::prepare(&mut req);
+                    let app = app.clone();
+                    async move {
+                        match early {
+                            Some(resp) => Ok(resp),
+                            None => app.oneshot(req).await,
+                        }
+                    }
+                });
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             tokio::select! {

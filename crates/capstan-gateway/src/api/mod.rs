@@ -3,13 +3,14 @@
 mod accounts;
 mod admin;
 mod auth;
+mod clientbundle;
 mod rbac;
 mod system;
 
 use std::sync::OnceLock;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
 use capstan_core::{encode, Table};
@@ -39,6 +40,7 @@ static OPENAPI: OnceLock<String> = OnceLock::new();
         (name = "accounts", description = "Users, organisations, teams and members"),
         (name = "rbac", description = "Roles, collections, grants and decisions"),
         (name = "admin", description = "Audit log, license and cluster configuration"),
+        (name = "clientbundle", description = "Client bundles: user certificates for the docker CLI and kubectl"),
     )
 )]
 struct ApiDoc;
@@ -104,12 +106,16 @@ pub fn router(gw: AppState) -> Router {
         .routes(routes!(admin::audit))
         .routes(routes!(admin::get_license, admin::put_license))
         .routes(routes!(admin::get_config, admin::put_config))
+        .routes(routes!(clientbundle::get_bundle, clientbundle::post_bundle))
+        .routes(routes!(clientbundle::list_certs))
+        .routes(routes!(clientbundle::revoke_cert))
         .split_for_parts();
     let rendered = doc
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the OpenAPI document: {e}\"}}"));
     let _ = OPENAPI.set(rendered);
     router
+        .merge(crate::docker::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -120,15 +126,29 @@ pub fn router(gw: AppState) -> Router {
         .with_state(gw)
 }
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no API route matches {}", uri.path()))
+async fn not_found(req: axum::extract::Request) -> axum::response::Response {
+    if req
+        .extensions()
+        .get::<crate::docker::DockerRequest>()
+        .is_some()
+    {
+        return crate::docker::unsupported(req.method(), req.uri().path());
+    }
+    ApiError::not_found(format!("no API route matches {}", req.uri().path())).into_response()
 }
 
-async fn method_not_allowed(uri: Uri) -> impl IntoResponse {
-    let mut e = ApiError::invalid(format!("method not allowed on {}", uri.path()));
+async fn method_not_allowed(req: axum::extract::Request) -> axum::response::Response {
+    let mut e = ApiError::invalid(format!("method not allowed on {}", req.uri().path()));
     e.status = StatusCode::METHOD_NOT_ALLOWED;
     e.code = "METHOD_NOT_ALLOWED";
-    e
+    if req
+        .extensions()
+        .get::<crate::docker::DockerRequest>()
+        .is_some()
+    {
+        return e.into_docker();
+    }
+    e.into_response()
 }
 
 /// The OpenAPI document as JSON.

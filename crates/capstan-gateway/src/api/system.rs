@@ -14,11 +14,22 @@ use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::AppState;
 
-/// Liveness: answers `OK` without authentication.
+/// Liveness: answers `OK` without authentication, with the headers the
+/// docker CLI reads before anything else (API version, swarm role).
 #[utoipa::path(get, path = "/_ping", tag = "system",
     responses((status = 200, description = "The gateway is up", body = String, content_type = "text/plain")))]
-pub async fn ping() -> &'static str {
-    "OK"
+pub async fn ping() -> impl axum::response::IntoResponse {
+    (
+        [
+            ("Api-Version", crate::docker::API_VERSION),
+            ("Ostype", "linux"),
+            ("Docker-Experimental", "false"),
+            ("Swarm", "active/manager"),
+            ("Cache-Control", "no-cache, no-store, must-revalidate"),
+            ("Pragma", "no-cache"),
+        ],
+        "OK",
+    )
 }
 
 /// Who is asking, and where: the caller's account, this cluster and this
