@@ -708,6 +708,60 @@ fn cases() -> Vec<Case> {
                 )
             },
         },
+        // -------------------------------------------------- client bundles
+        Case {
+            label: "GET /api/clientbundle",
+            run: |w, s| w.ask(s, Method::GET, "/api/clientbundle", None),
+        },
+        Case {
+            label: "POST /api/clientbundle",
+            run: |w, s| w.ask(s, Method::POST, "/api/clientbundle", None),
+        },
+        Case {
+            label: "GET /api/clientbundle (user: m-other)",
+            run: |w, s| w.ask(s, Method::GET, "/api/clientbundle?user=m-other", None),
+        },
+        Case {
+            label: "POST /api/clientbundle (user: m-other)",
+            run: |w, s| w.ask(s, Method::POST, "/api/clientbundle?user=m-other", None),
+        },
+        Case {
+            label: "GET /api/clientbundle/certs",
+            run: |w, s| w.ask(s, Method::GET, "/api/clientbundle/certs", None),
+        },
+        Case {
+            label: "GET /api/clientbundle/certs (user: m-other)",
+            run: |w, s| w.ask(s, Method::GET, "/api/clientbundle/certs?user=m-other", None),
+        },
+        Case {
+            label: "DELETE /api/clientbundle/certs/{bundle}",
+            run: |w, s| {
+                let made = format!("/api/clientbundle?user={}&label=matrix-revoke", s.username);
+                let (status, body) = w.gw.call(Method::POST, &made, Some(w.admin()), None);
+                assert_eq!(status, 200, "admin POST {made}: {body}");
+                let listed = w.admin_call(
+                    Method::GET,
+                    &format!("/api/clientbundle/certs?user={}", s.username),
+                    None,
+                    200,
+                );
+                let id = listed
+                    .as_array()
+                    .and_then(|l| {
+                        l.iter()
+                            .find(|b| b["label"] == "matrix-revoke" && b["revoked"] == false)
+                    })
+                    .and_then(|b| b["id"].as_str())
+                    .expect("the bundle just made")
+                    .to_string();
+                w.ask(
+                    s,
+                    Method::DELETE,
+                    &format!("/api/clientbundle/certs/{id}"),
+                    None,
+                )
+            },
+        },
     ]
 }
 

@@ -43,10 +43,13 @@ const TEST_CONFIG: &str = r#"[agent]\nheartbeat_interval = "1s"\n"#;
 
 fn manager_script(name: &str, first: bool) -> String {
     let cfg = "capstan --config /tmp/capstan.toml";
+    // The container's address is a SAN too, so that clients outside the
+    // network's DNS (the docker CLI on the test host) can verify the gateway.
+    let san = "--san \"$(hostname -i | cut -d' ' -f1)\"";
     let start = if first {
-        format!("exec {cfg} install --data-dir /data --host-address {name} --admin-username admin")
+        format!("exec {cfg} install --data-dir /data --host-address {name} {san} --admin-username admin")
     } else {
-        format!("exec {cfg} join --data-dir /data --host-address {name} manager1:2377")
+        format!("exec {cfg} join --data-dir /data --host-address {name} {san} manager1:2377")
     };
     format!(
         "printf '{TEST_CONFIG}' > /tmp/capstan.toml; if [ -f /data/node.toml ]; then exec {cfg} manager --data-dir /data; fi; {start}"

@@ -24,6 +24,8 @@ pub struct Gateway {
     client: Client,
     /// A session token of the admin.
     pub admin: String,
+    /// The port of the node's engine proxy (0 without an agent).
+    pub engine_proxy_port: u16,
 }
 
 impl Drop for Gateway {
@@ -48,10 +50,23 @@ pub fn capstan() -> Command {
 impl Gateway {
     /// Installs and starts a manager, waits for its gateway, logs in as admin.
     pub fn start() -> Gateway {
+        Self::start_with(false)
+    }
+
+    /// Like [`Gateway::start`], with the node's agent running beside the
+    /// manager (`capstan up` on the installed data directory), so that the
+    /// node runs containers on this machine's Docker engine and serves its
+    /// engine proxy on a free loopback port.
+    pub fn start_with_agent() -> Gateway {
+        Self::start_with(true)
+    }
+
+    fn start_with(agent: bool) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let controller = free_port();
-        let mut child = capstan()
+        let mut install = capstan();
+        install
             .arg("--data-dir")
             .arg(&data)
             .args([
@@ -69,30 +84,54 @@ impl Gateway {
             ])
             .args(["--swarm-port", &free_port().to_string()])
             .args(["--controller-port", &controller.to_string()])
-            .args(["--kube-apiserver-port", &free_port().to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn capstan install");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let started = Instant::now();
-        loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.contains("Installation complete") => break,
-                _ if started.elapsed() > Duration::from_secs(60) => {
-                    let _ = child.kill();
-                    panic!("capstan install did not finish within 60s");
+            .args(["--kube-apiserver-port", &free_port().to_string()]);
+        let engine_proxy_port = if agent { free_port() } else { 0 };
+        let child = if agent {
+            let out = install
+                .arg("--init-only")
+                .output()
+                .expect("run capstan install --init-only");
+            assert!(
+                out.status.success(),
+                "capstan install --init-only failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            capstan()
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("up")
+                .env("CAPSTAN_ENGINE_PROXY_PORT", engine_proxy_port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn capstan up")
+        } else {
+            let mut child = install
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn capstan install");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
                 }
-                _ => {}
+            });
+            let started = Instant::now();
+            loop {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(l) if l.contains("Installation complete") => break,
+                    _ if started.elapsed() > Duration::from_secs(60) => {
+                        let _ = child.kill();
+                        panic!("capstan install did not finish within 60s");
+                    }
+                    _ => {}
+                }
             }
-        }
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+            std::thread::spawn(move || while rx.recv().is_ok() {});
+            child
+        };
         let ca = std::fs::read(data.join("pki/ca.crt")).expect("cluster CA");
         let client = Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
@@ -105,6 +144,7 @@ impl Gateway {
             base: format!("https://127.0.0.1:{controller}"),
             client,
             admin: String::new(),
+            engine_proxy_port,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -135,6 +175,13 @@ impl Gateway {
     /// The node's data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> String {
+        let config = std::fs::read_to_string(self.data_dir().join("node.toml")).expect("node.toml");
+        let table: toml::Table = config.parse().expect("node.toml is TOML");
+        table["node_id"].as_str().expect("node_id").to_string()
     }
 
     /// `capstan --data-dir <this node> ...`.
