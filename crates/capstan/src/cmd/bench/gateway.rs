@@ -122,7 +122,7 @@ async fn drive(data: &DataDir, seconds: u64) -> anyhow::Result<serde_json::Value
     }))
 }
 
-fn client_config(ca_pem: &[u8]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+pub(super) fn client_config(ca_pem: &[u8]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots.add(cert.context("parse the cluster CA")?)?;
@@ -136,7 +136,7 @@ fn client_config(ca_pem: &[u8]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-async fn connect(
+pub(super) async fn connect(
     addr: &str,
     tls: &Arc<rustls::ClientConfig>,
 ) -> anyhow::Result<SendRequest<Full<Bytes>>> {

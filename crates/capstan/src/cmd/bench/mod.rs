@@ -1,4 +1,4 @@
-//! `capstan bench schedule`, `authz` and `gateway`: see those modules.
+//! `capstan bench schedule`, `authz`, `gateway` and `proxy`: see those modules.
 //!
 //! `capstan bench store`: a three-manager Capstan cluster on loopback,
 //! then (unless `--no-peer`) a three-member etcd cluster, both driven with
@@ -15,6 +15,7 @@ mod cluster;
 mod etcd;
 mod gateway;
 mod process;
+mod proxy;
 mod report;
 mod schedule;
 mod stats;
@@ -50,15 +51,22 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.what.as_str() {
         "store" => {}
         "authz" => return authz::run(),
-        "gateway" => {
+        "gateway" | "proxy" => {
             let work = tempfile::Builder::new()
                 .prefix("capstan-bench-")
                 .disable_cleanup(args.keep_work_dir)
                 .tempdir()
                 .context("create the benchmark's temporary directory")?;
             let mut ports = Ports::default();
+            let run = async {
+                if args.what == "proxy" {
+                    proxy::run(work.path(), &mut ports, args.seconds).await
+                } else {
+                    gateway::run(work.path(), &mut ports, args.seconds).await
+                }
+            };
             return tokio::select! {
-                result = gateway::run(work.path(), &mut ports, args.seconds) => result,
+                result = run => result,
                 signal = interrupted() => {
                     signal?;
                     bail!("interrupted; every process the benchmark started was killed")
@@ -66,7 +74,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             };
         }
         other => {
-            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz` or `gateway`")
+            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz`, `gateway` or `proxy`")
         }
     }
     // Before anything starts, so a missing etcd costs nothing.

@@ -37,7 +37,7 @@ const SIM_REPLICAS: u64 = 10_000;
 /// Replicas of the real service.
 const REAL_REPLICAS: u64 = 100;
 /// Image both orchestrators run in the real phase.
-const IMAGE: &str = "capstan-bench/busybox:1";
+pub(super) const IMAGE: &str = "capstan-bench/busybox:1";
 
 /// Runs both phases and prints the JSON report.
 pub async fn run(work: &Path, ports: &mut Ports, skip_docker: bool) -> anyhow::Result<()> {
@@ -81,7 +81,8 @@ pub(super) async fn start_manager(
             "--controller-port",
             &controller.to_string(),
         ])
-        .args(["--kube-apiserver-port", &kube.to_string()]);
+        .args(["--kube-apiserver-port", &kube.to_string()])
+        .env("CAPSTAN_ENGINE_PROXY_PORT", ports.free()?.to_string());
         "try:"
     } else {
         let mut install = std::process::Command::new(&exe);
@@ -331,7 +332,7 @@ async fn simulated(work: &Path, ports: &mut Ports) -> anyhow::Result<serde_json:
     }))
 }
 
-async fn docker(args: &[&str]) -> anyhow::Result<String> {
+pub(super) async fn docker(args: &[&str]) -> anyhow::Result<String> {
     let out = AsyncCommand::new("docker")
         .args(args)
         .output()
@@ -347,7 +348,7 @@ async fn docker(args: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Imports a busybox image (from Debian's busybox-static) for both runs.
-async fn ensure_image(work: &Path) -> anyhow::Result<()> {
+pub(super) async fn ensure_image(work: &Path) -> anyhow::Result<()> {
     if docker(&["image", "inspect", IMAGE]).await.is_ok() {
         return Ok(());
     }
@@ -380,8 +381,8 @@ async fn ensure_image(work: &Path) -> anyhow::Result<()> {
 
 /// Leaves swarm mode when dropped, however the benchmark ends, and removes
 /// the `docker_gwbridge` network that `swarm init` made (if it made it).
-struct SwarmGuard {
-    remove_gwbridge: bool,
+pub(super) struct SwarmGuard {
+    pub(super) remove_gwbridge: bool,
 }
 
 impl Drop for SwarmGuard {
