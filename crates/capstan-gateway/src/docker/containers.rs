@@ -13,9 +13,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
@@ -525,17 +524,7 @@ async fn create_exec(
             },
         );
     }
-    Ok(json_bytes(status, bytes))
-}
-
-/// A JSON answer from bytes the engine gave.
-fn json_bytes(status: StatusCode, bytes: axum::body::Bytes) -> Response {
-    let mut resp = (status, Body::from(bytes)).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+    Ok(engine::json_answer(status, bytes))
 }
 
 /// Where an exec instance runs, for a caller who may view its container:
@@ -961,16 +950,7 @@ async fn create(
     } else {
         format!("/containers/create?{}", query.join("&"))
     };
-    let mut out = engine::request(
-        &version,
-        Method::POST,
-        &path,
-        Body::from(Value::Object(config).to_string()),
-    )?;
-    out.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let out = engine::json_request(&version, Method::POST, &path, &Value::Object(config))?;
     let (status, bytes) = engine::call(&gw, &target, out).await?;
     if !status.is_success() {
         return Err(engine::engine_error(status, &bytes));
@@ -981,7 +961,7 @@ async fn create(
     {
         caller.note_object(&format!("container {id} on node {}", target.hostname()));
     }
-    Ok(json_bytes(status, bytes))
+    Ok(engine::json_answer(status, bytes))
 }
 
 #[cfg(test)]

@@ -306,6 +306,36 @@ pub fn request(
         .map_err(|e| ApiError::invalid(format!("cannot build the engine request: {e}")))
 }
 
+/// A request for a node's engine carrying `body` as JSON.
+pub fn json_request(
+    version: &str,
+    method: Method,
+    path_and_query: &str,
+    body: &Value,
+) -> ApiResult<hyper::Request<Body>> {
+    let mut req = request(
+        version,
+        method,
+        path_and_query,
+        Body::from(body.to_string()),
+    )?;
+    req.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(req)
+}
+
+/// An answer of JSON bytes an engine gave.
+pub fn json_answer(status: StatusCode, bytes: Bytes) -> Response {
+    let mut resp = (status, Body::from(bytes)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// Copies the headers of the client's request the engine needs.
 pub fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     for name in FORWARDED_HEADERS {
@@ -407,14 +437,10 @@ pub async fn call_json(
     path_and_query: &str,
     body: Option<&Value>,
 ) -> ApiResult<Value> {
-    let payload = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let mut req = request(version, method, path_and_query, payload)?;
-    if body.is_some() {
-        req.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-    }
+    let req = match body {
+        Some(b) => json_request(version, method, path_and_query, b)?,
+        None => request(version, method, path_and_query, Body::empty())?,
+    };
     let (status, bytes) = call(gw, engine, req).await?;
     if !status.is_success() {
         return Err(engine_error(status, &bytes));

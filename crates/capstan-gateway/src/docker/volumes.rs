@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -294,27 +294,18 @@ async fn create(State(gw): State<AppState>, caller: Caller, req: Request) -> Api
                 .collect(),
         ),
     );
-    let mut out = engine::request(
+    let out = engine::json_request(
         &version,
         Method::POST,
         "/volumes/create",
-        Body::from(Value::Object(config).to_string()),
+        &Value::Object(config),
     )?;
-    out.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     let (status, bytes) = engine::call(&gw, &target, out).await?;
     if !status.is_success() {
         return Err(engine::engine_error(status, &bytes));
     }
     caller.note_object(&format!("{what} on node {}", target.hostname()));
-    let mut resp = (status, Body::from(bytes)).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+    Ok(engine::json_answer(status, bytes))
 }
 
 /// The node that already has a cluster volume named `name`: creating it
