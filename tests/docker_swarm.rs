@@ -801,6 +801,67 @@ fn bad_input_gets_a_docker_error_naming_the_problem() {
         raw.refused(method, &path, body, status, wanted);
     }
 
+    // API versions outside 1.24 to 1.41, in the engine's words, and the
+    // stock CLI told to speak a newer one prints that message.
+    for (path, wanted) in [
+        (
+            "/v1.99/version",
+            "client version 1.99 is too new. Maximum supported API version is 1.41",
+        ),
+        (
+            "/v1.12/info",
+            "client version 1.12 is too old. Minimum supported API version is 1.24",
+        ),
+    ] {
+        let resp = raw
+            .client
+            .get(format!("{}{path}", raw.base))
+            .bearer_auth(&raw.token)
+            .send()
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 400, "{path}");
+        let b: Value = resp.json().expect("a JSON answer");
+        let message = b["message"].as_str().unwrap_or_default();
+        assert!(message.contains(wanted), "{path}: {b}");
+    }
+    let cli = Docker::with_token(&gw, &gw.admin);
+    let out = cli
+        .cmd()
+        .env("DOCKER_API_VERSION", "1.99")
+        .args(["service", "ls"])
+        .output()
+        .expect("run docker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "API 1.99 must be refused");
+    assert!(
+        stderr.contains("Maximum supported API version is 1.41"),
+        "{stderr}"
+    );
+
+    // A 1 MiB header is refused at once, and the gateway goes on serving.
+    let started = Instant::now();
+    let answer = raw
+        .client
+        .get(format!("{}/v1.41/version", raw.base))
+        .bearer_auth(&raw.token)
+        .header("x-filler", "x".repeat(1 << 20))
+        .send();
+    if let Ok(r) = answer {
+        // Else the connection was closed on it: refused too.
+        assert!(
+            matches!(r.status().as_u16(), 400 | 431),
+            "a huge header must be refused, not answered {}",
+            r.status()
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a huge header took {:?}",
+        started.elapsed()
+    );
+    let (s, _, v) = raw.send(Method::GET, "/version", None);
+    assert_eq!(s, 200, "the gateway serves after a huge header: {v}");
+
     // A current version updates, and answers no warnings.
     let update = r#"{"Name":"ok","TaskTemplate":{"ContainerSpec":{"Image":"b"}}}"#;
     let (s, _, b) = raw.send(
