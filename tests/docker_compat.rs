@@ -45,8 +45,11 @@ const OPAQUE_MAPS: &[&str] = &[
     "NetworkSettings.Networks",
 ];
 
-/// The local engine, left in swarm mode only for the test's duration.
-struct LocalSwarm;
+/// The local engine, left in swarm mode only for the test's duration; the
+/// `docker_gwbridge` network that `swarm init` makes goes with it.
+struct LocalSwarm {
+    remove_gwbridge: bool,
+}
 
 impl LocalSwarm {
     fn init() -> LocalSwarm {
@@ -56,8 +59,15 @@ impl LocalSwarm {
             "inactive",
             "the local Docker engine must not be in swarm mode when the test starts"
         );
+        let had_gwbridge = Command::new("docker")
+            .args(["network", "inspect", "docker_gwbridge"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let swarm = LocalSwarm {
+            remove_gwbridge: !had_gwbridge,
+        };
         host_docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-        LocalSwarm
+        swarm
     }
 }
 
@@ -66,6 +76,11 @@ impl Drop for LocalSwarm {
         let _ = Command::new("docker")
             .args(["swarm", "leave", "--force"])
             .output();
+        if self.remove_gwbridge {
+            let _ = Command::new("docker")
+                .args(["network", "rm", "docker_gwbridge"])
+                .output();
+        }
     }
 }
 
@@ -183,9 +198,29 @@ impl Drop for Cleanup {
                 vec!["secret", "rm", &n.sec],
                 vec!["config", "rm", &n.cfg],
                 vec!["volume", "rm", "-f", &n.vol],
-                vec!["network", "rm", &n.net],
             ] {
                 let _ = Command::new("docker").args(&args).output();
+            }
+            // Leaving the swarm tears its networks down in the background.
+            for _ in 0..40 {
+                let _ = Command::new("docker")
+                    .args(["network", "rm", &n.net])
+                    .output();
+                let listed = Command::new("docker")
+                    .args([
+                        "network",
+                        "ls",
+                        "-q",
+                        "--filter",
+                        &format!("name=^{}$", n.net),
+                    ])
+                    .output()
+                    .map(|o| !o.stdout.trim_ascii().is_empty())
+                    .unwrap_or(false);
+                if !listed {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(250));
             }
         }
     }
@@ -200,13 +235,15 @@ fn capstan_answers_like_docker_swarm() {
     harness.sweep_label(format!("com.capstan.node.id={}", gw.node_id()));
     harness.sweep_label(format!("com.capstan.standalone.node={}", gw.node_id()));
     let capstan = Docker::with_token(&gw, &gw.admin);
-    let _swarm = LocalSwarm::init();
     let tag = format!("compat{}", std::process::id());
     // Capstan's agent drives this same engine, so each side gets its own
     // names: `-s` for Swarm, `-c` for Capstan.
     let swarm_names = Names::new(&tag, "s");
     let capstan_names = Names::new(&tag, "c");
+    // Dropped after the swarm is left (last made, first dropped), when what
+    // is left of Swarm's objects is plain local objects.
     let _cleanup = Cleanup(vec![swarm_names.clone(), capstan_names.clone()]);
+    let _swarm = LocalSwarm::init();
 
     // The same objects on both sides, made by the same CLI commands.
     for (n, run) in [
