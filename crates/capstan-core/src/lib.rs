@@ -17,6 +17,7 @@ pub mod node;
 pub mod orchestrator;
 pub mod quorum;
 pub mod rbac;
+pub mod registry;
 pub mod resource;
 pub mod scheduler;
 pub mod service;

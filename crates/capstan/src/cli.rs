@@ -42,7 +42,7 @@ pub enum Command {
     /// Run the worker agent of this node.
     Agent(AgentArgs),
     /// Install or run the image registry on this node.
-    Registry,
+    Registry(RegistryArgs),
     /// Print or rotate join tokens.
     Token(TokenArgs),
     /// Manage nodes: ls, inspect, promote, demote, rm.
@@ -128,6 +128,9 @@ pub struct UpArgs {
     /// Admin username on first start.
     #[arg(long, default_value = "admin")]
     pub admin_username: String,
+    /// Image registry port; 0 runs no registry [default: 5443].
+    #[arg(long)]
+    pub registry_port: Option<u16>,
     #[command(flatten)]
     pub engine_proxy: EngineProxyArg,
 }
@@ -140,6 +143,55 @@ pub struct EngineProxyArg {
     /// port [default: 12376].
     #[arg(long = "engine-proxy-port", env = "CAPSTAN_ENGINE_PROXY_PORT")]
     pub port: Option<u16>,
+}
+
+/// `capstan registry`: runs the installed registry of this node, or
+/// installs one.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RegistryArgs {
+    /// Install the registry on this (joined) node.
+    #[command(subcommand)]
+    pub command: Option<RegistryCommand>,
+}
+
+/// `capstan registry` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum RegistryCommand {
+    /// Register a registry on this node with the control plane and start it.
+    Install(RegistryInstallArgs),
+}
+
+/// `capstan registry install`.
+#[derive(Args, Debug)]
+pub struct RegistryInstallArgs {
+    /// The control plane's URL, e.g. https://master.docker-dca.example.
+    #[arg(long)]
+    pub ucp_url: String,
+    /// The control plane's CA certificate (PEM text, or @file).
+    #[arg(long)]
+    pub ucp_ca: String,
+    /// An admin's username.
+    #[arg(long)]
+    pub ucp_username: String,
+    /// The admin's password.
+    #[arg(long, env = "CAPSTAN_UCP_PASSWORD", hide_env_values = true)]
+    pub ucp_password: Option<String>,
+    /// A file holding the admin's password.
+    #[arg(long)]
+    pub ucp_password_file: Option<PathBuf>,
+    /// The port the registry serves HTTPS on.
+    #[arg(long, default_value_t = 443)]
+    pub replica_port: u16,
+    /// The address it listens on [default: the node's listen address].
+    #[arg(long)]
+    pub listen_address: Option<String>,
+    /// The host name clients use [default: the node's host address].
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Register and write the settings, but do not start serving.
+    #[arg(long)]
+    pub init_only: bool,
 }
 
 /// `capstan agent`.

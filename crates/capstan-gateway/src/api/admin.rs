@@ -89,12 +89,8 @@ pub struct LicenseView {
 
 fn license_view(lic: Option<&SignedLicense>, nodes: u32) -> LicenseView {
     let st = status(lic, OffsetDateTime::now_utc(), nodes);
-    let (name, licensed) = match st {
-        LicenseStatus::Unlicensed => ("unlicensed", false),
-        LicenseStatus::Valid { .. } => ("valid", true),
-        LicenseStatus::Expired { .. } => ("expired", false),
-        LicenseStatus::OverNodeLimit { .. } => ("over-node-limit", false),
-    };
+    let name = license_status_name(&st);
+    let licensed = st.is_valid();
     let rfc = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
@@ -110,7 +106,17 @@ fn license_view(lic: Option<&SignedLicense>, nodes: u32) -> LicenseView {
     }
 }
 
-fn node_count(gw: &AppState) -> u32 {
+/// A license status's name in the API.
+pub(crate) fn license_status_name(st: &LicenseStatus) -> &'static str {
+    match st {
+        LicenseStatus::Unlicensed => "unlicensed",
+        LicenseStatus::Valid { .. } => "valid",
+        LicenseStatus::Expired { .. } => "expired",
+        LicenseStatus::OverNodeLimit { .. } => "over-node-limit",
+    }
+}
+
+pub(crate) fn node_count(gw: &AppState) -> u32 {
     gw.manager
         .sm
         .list(Node::TABLE, "", 0)

@@ -77,37 +77,15 @@ pub async fn login(
         });
     }
     let snap = gw.directory.get();
-    let limits = &snap.config.auth.login_rate_limit;
-    let window = Duration::from_secs(u64::from(limits.window_seconds));
-    if let Some(wait) = gw
-        .limiter
-        .blocked(&req.username, source, limits.max_failures, window)
-    {
-        return Err(ApiError::too_many(
-            format!("too many failed logins; try again in {wait} seconds"),
-            wait,
-        ));
-    }
-    let user = snap.users.get(&req.username).cloned();
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| decoy_hash().to_string());
-    let password = req.password;
-    let matches =
-        blocking(move || capstan_identity::verify_password(&password, &hash).unwrap_or(false))
-            .await?;
-    let user = match user {
-        Some(u) if matches && u.active => u,
-        _ => {
-            gw.limiter.failed(&req.username, source, window);
+    let user = match check_password(&gw, &snap, &req.username, req.password, source).await {
+        Ok(u) => u,
+        Err(e) => {
             if let Some(Extension(slot)) = &audit {
                 slot.update(|n| n.denied = true);
             }
-            return Err(ApiError::unauthorized(BAD_CREDENTIALS));
+            return Err(e);
         }
     };
-    gw.limiter.succeeded(&user.username);
 
     let now = OffsetDateTime::now_utc();
     let lifetime = time::Duration::minutes(i64::from(snap.config.auth.sessions.lifetime_minutes));
@@ -160,5 +138,47 @@ pub async fn logout(State(gw): State<AppState>, caller: Caller) -> ApiResult<Sta
         Credential::Certificate => Err(ApiError::invalid(
             "a client certificate has no session to end; revoke the client bundle instead",
         )),
+    }
+}
+
+/// Checks a username and password under the login rate limit: the active
+/// user, or 401 without saying whether the user exists (429 when too many
+/// attempts failed lately). Shared by the login and the registry's
+/// credential check.
+pub(crate) async fn check_password(
+    gw: &AppState,
+    snap: &crate::directory::Snapshot,
+    username: &str,
+    password: String,
+    source: IpAddr,
+) -> ApiResult<capstan_core::User> {
+    let limits = &snap.config.auth.login_rate_limit;
+    let window = Duration::from_secs(u64::from(limits.window_seconds));
+    if let Some(wait) = gw
+        .limiter
+        .blocked(username, source, limits.max_failures, window)
+    {
+        return Err(ApiError::too_many(
+            format!("too many failed logins; try again in {wait} seconds"),
+            wait,
+        ));
+    }
+    let user = snap.users.get(username).cloned();
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| decoy_hash().to_string());
+    let matches =
+        blocking(move || capstan_identity::verify_password(&password, &hash).unwrap_or(false))
+            .await?;
+    match user {
+        Some(u) if matches && u.active => {
+            gw.limiter.succeeded(&u.username);
+            Ok(u)
+        }
+        _ => {
+            gw.limiter.failed(username, source, window);
+            Err(ApiError::unauthorized(BAD_CREDENTIALS))
+        }
     }
 }

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod clientbundle;
 mod rbac;
+mod registry;
 mod system;
 
 use std::sync::OnceLock;
@@ -106,6 +107,7 @@ pub fn router(gw: AppState) -> Router {
         .routes(routes!(admin::audit))
         .routes(routes!(admin::get_license, admin::put_license))
         .routes(routes!(admin::get_config, admin::put_config))
+        .routes(routes!(registry::list, registry::register))
         .routes(routes!(clientbundle::get_bundle, clientbundle::post_bundle))
         .routes(routes!(clientbundle::list_certs))
         .routes(routes!(clientbundle::revoke_cert))
@@ -115,6 +117,14 @@ pub fn router(gw: AppState) -> Router {
         .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the OpenAPI document: {e}\"}}"));
     let _ = OPENAPI.set(rendered);
     router
+        .route(
+            "/api/registry/directory",
+            axum::routing::get(registry::directory),
+        )
+        .route(
+            "/api/registry/authenticate",
+            axum::routing::post(registry::authenticate),
+        )
         .merge(crate::docker::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

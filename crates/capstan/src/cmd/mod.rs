@@ -6,6 +6,7 @@ mod audit;
 mod bench;
 mod kv;
 mod node;
+mod registry;
 mod setup;
 
 use std::path::PathBuf;
@@ -50,7 +51,7 @@ pub async fn run(cli: Cli, file: FileSettings) -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(args).await,
         Command::Audit(AuditCommand::Verify { file }) => audit::verify(&dir, file),
         Command::Agent(args) => setup::agent(dir, args, &file).await,
-        Command::Registry => not_yet("registry", "the image registry is still being built"),
+        Command::Registry(args) => registry::registry(dir, args).await,
         Command::Backup => not_yet("backup", "backup and restore are planned"),
         Command::Restore => not_yet("restore", "backup and restore are planned"),
         Command::SupportBundle => not_yet("support-bundle", "support bundles are planned"),

@@ -86,7 +86,7 @@ fn manager_options(file: &FileSettings) -> anyhow::Result<ManagerOptions> {
 }
 
 /// Stops the manager on Ctrl-C or SIGTERM.
-fn cancel_on_signal() -> CancellationToken {
+pub(super) fn cancel_on_signal() -> CancellationToken {
     let cancel = CancellationToken::new();
     let token = cancel.clone();
     tokio::spawn(async move {
@@ -114,16 +114,17 @@ async fn run_foreground(
     file: &FileSettings,
     announce: impl FnOnce(Ready) + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_foreground_with(dir, file, None, announce).await
+    run_foreground_with(dir, file, None, None, announce).await
 }
 
 /// Like [`run_foreground`], with a local agent beside the manager (its
 /// engine proxy on port `agent`) when `agent` is set and the Docker engine
-/// answers.
+/// answers, and an image registry listening on `registry.1` when set.
 async fn run_foreground_with(
     dir: DataDir,
     file: &FileSettings,
     agent: Option<u16>,
+    registry: Option<(capstan_registry::RegistryConfig, String)>,
     announce: impl FnOnce(Ready) + Send + 'static,
 ) -> anyhow::Result<()> {
     let options = manager_options(file)?;
@@ -143,6 +144,14 @@ async fn run_foreground_with(
             }
         })
     });
+    let registry = registry.map(|(config, listen)| {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = capstan_registry::run(config, &listen, cancel).await {
+                tracing::error!(error = %e, "the registry stopped");
+            }
+        })
+    });
     let gateway: RoleService =
         Box::new(|state, cancel| Box::pin(capstan_gateway::run(state, cancel)));
     let result = run_manager_with(
@@ -156,6 +165,9 @@ async fn run_foreground_with(
     cancel.cancel();
     if let Some(a) = agent {
         let _ = a.await;
+    }
+    if let Some(r) = registry {
+        let _ = r.await;
     }
     result?;
     Ok(())
@@ -364,7 +376,21 @@ pub async fn up(dir: DataDir, args: UpArgs, file: &FileSettings) -> anyhow::Resu
         capstan_manager::config::join_host_port(&config.host_address, config.controller_port)
     );
     let agent_port = engine_proxy_port(&args.engine_proxy, file);
-    run_foreground_with(dir, file, Some(agent_port), move |ready| {
+    let registry_port = args.registry_port.unwrap_or(5443);
+    let registry = if registry_port == 0 {
+        None
+    } else {
+        let host = capstan_manager::config::join_host_port(&config.host_address, registry_port);
+        let listen = capstan_manager::config::join_host_port(&config.listen_address, registry_port);
+        Some((
+            super::registry::config(&dir, host, gateway.clone())?,
+            listen,
+        ))
+    };
+    let registry_url = registry
+        .as_ref()
+        .map(|(c, _)| format!("https://{}", c.public_host));
+    run_foreground_with(dir, file, Some(agent_port), registry, move |ready| {
         let took = started.elapsed();
         println!(
             "Capstan is up in {:.1}s: cluster {}",
@@ -380,6 +406,9 @@ pub async fn up(dir: DataDir, args: UpArgs, file: &FileSettings) -> anyhow::Resu
             "  cluster API:  https://{} (mutual TLS)",
             ready.advertise_addr
         );
+        if let Some(url) = &registry_url {
+            println!("  registry:     {url} (docker login with the same users)");
+        }
         println!("  data dir:     {root}");
         if let Some(password) = &password {
             println!("  admin user:   {admin}");
