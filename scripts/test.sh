@@ -75,6 +75,8 @@ install_prerequisites() {
 
 	# busybox-static: the test images' userland. `file`: static-binary checks.
 	apt_install busybox-static file tar shellcheck curl
+	# skopeo: the registry tests' second client (copies, inspect, multi-arch).
+	apt_install skopeo
 	command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
 
 	# schemathesis fuzzes the gateway's REST API from its OpenAPI document.

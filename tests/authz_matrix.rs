@@ -674,6 +674,22 @@ fn cases() -> Vec<Case> {
             run: |w, s| w.ask_raw(s, Method::PUT, "/api/license", "application/json", "{}"),
         },
         Case {
+            label: "GET /api/registries",
+            run: |w, s| w.ask(s, Method::GET, "/api/registries", None),
+        },
+        Case {
+            // No such node: answers 404 when allowed.
+            label: "POST /api/registries",
+            run: |w, s| {
+                w.ask(
+                    s,
+                    Method::POST,
+                    "/api/registries",
+                    Some(json!({"node_id": "no-such-node", "url": "https://registry.example"})),
+                )
+            },
+        },
+        Case {
             label: "GET /api/ucp/config-toml",
             run: |w, s| w.ask(s, Method::GET, "/api/ucp/config-toml", None),
         },

@@ -1871,6 +1871,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/audit", &["get"]),
     ("/api/license", &["get", "put"]),
     ("/api/ucp/config-toml", &["get", "put"]),
+    ("/api/registries", &["get", "post"]),
     ("/api/clientbundle", &["get", "post"]),
     ("/api/clientbundle/certs", &["get"]),
     ("/api/clientbundle/certs/{id}", &["delete"]),

@@ -1,6 +1,9 @@
 //! Storage housekeeping: expired uploads, per-repository tag retention,
 //! storage usage, and online mark-and-sweep garbage collection.
 //!
+//! A collection first deletes untagged manifests (ones no tag reaches,
+//! directly, through an index or as a referrer) pushed before its grace
+//! period, then marks every blob the remaining manifests reference.
 //! Garbage collection never blocks pushes for long and never removes a
 //! blob a push needs: it takes the write side of [`Registry::gc_lock`] only
 //! to compute the marks and the candidates, and it sweeps only blobs that
@@ -12,6 +15,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::RegistryResult;
@@ -30,6 +34,8 @@ pub struct GcReport {
     pub freed_bytes: u64,
     /// Stale blob links dropped.
     pub links_dropped: usize,
+    /// Untagged manifests deleted.
+    pub manifests_deleted: usize,
 }
 
 /// Runs one garbage collection.
@@ -38,9 +44,11 @@ pub async fn collect(reg: &Registry) -> RegistryResult<GcReport> {
     let cutoff = started
         .checked_sub(reg.config.upload_timeout)
         .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut manifests_deleted = 0;
     let (candidates, stale_links) = {
         // Pushes hold the read side while they link and reference blobs.
         let _marking = reg.gc_lock.write().await;
+        manifests_deleted += delete_untagged(reg, cutoff)?;
         let mut marked: HashSet<String> = HashSet::new();
         for m in reg.meta.all_manifests()? {
             marked.insert(m.digest.clone());
@@ -62,6 +70,7 @@ pub async fn collect(reg: &Registry) -> RegistryResult<GcReport> {
     };
     let mut report = GcReport {
         blobs: candidates.len(),
+        manifests_deleted,
         ..GcReport::default()
     };
     for (repo, digest) in &stale_links {
@@ -92,6 +101,45 @@ pub async fn collect(reg: &Registry) -> RegistryResult<GcReport> {
     }
     tracing::info!(?report, "registry garbage collection done");
     Ok(report)
+}
+
+/// Deletes the manifests of every repository that no tag reaches (through
+/// indexes, or as a referrer of what is reached) and that were pushed
+/// before `cutoff`, as MSR's collection does; returns how many.
+fn delete_untagged(reg: &Registry, cutoff: SystemTime) -> RegistryResult<usize> {
+    let cutoff = OffsetDateTime::from(cutoff);
+    let mut deleted = 0;
+    for repo in reg.meta.repos()? {
+        let name = repo.full_name();
+        let manifests = reg.meta.manifests(&name)?;
+        let mut reached: HashSet<String> = reg
+            .meta
+            .tags(&name)?
+            .into_iter()
+            .map(|(_, t)| t.digest)
+            .collect();
+        loop {
+            let before = reached.len();
+            for m in &manifests {
+                if reached.contains(&m.digest) {
+                    reached.extend(m.children.iter().cloned());
+                } else if m.subject.as_ref().is_some_and(|s| reached.contains(s)) {
+                    reached.insert(m.digest.clone());
+                }
+            }
+            if reached.len() == before {
+                break;
+            }
+        }
+        for m in manifests {
+            if !reached.contains(&m.digest) && m.pushed_at < cutoff {
+                reg.meta.delete_manifest(&name, &m.digest)?;
+                reg.meta.unlink(&name, &m.digest)?;
+                deleted += 1;
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 /// Applies a repository's tag limit: removes the least recently pushed

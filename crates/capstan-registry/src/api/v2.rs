@@ -267,7 +267,12 @@ async fn caller(
 /// Checks a write: the permission, then the license.
 async fn writer(reg: &Registry, headers: &HeaderMap, repo: &RepoName) -> RegistryResult<Auth> {
     let auth = caller(reg, headers, repo, "push").await?;
-    let dir = reg.control.directory().await?;
+    let mut dir = reg.control.directory().await?;
+    if !dir.licensed {
+        // A license uploaded a moment ago counts at once.
+        reg.control.refresh().await;
+        dir = reg.control.directory().await?;
+    }
     if !dir.licensed {
         return Err(RegistryError::unlicensed(&dir.license_status));
     }
@@ -391,6 +396,15 @@ async fn read_limited(body: Body, limit: usize) -> RegistryResult<Vec<u8>> {
             RegistryError::manifest_invalid(format!("the manifest body broke: {e}"))
         })?;
         if out.len() + chunk.len() > limit {
+            // Read on (within reason) so the client sees the answer rather
+            // than a connection cut while it was still sending.
+            let mut seen = out.len() + chunk.len();
+            while seen < 8 * limit {
+                match stream.next().await {
+                    Some(Ok(c)) => seen += c.len(),
+                    _ => break,
+                }
+            }
             return Err(RegistryError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "MANIFEST_INVALID",
@@ -708,11 +722,15 @@ async fn start_upload(
             return Ok(created_blob(repo, &d));
         }
     }
+    let digest = digest.map(Digest::parse).transpose()?;
     let up = reg.uploads.start(repo.as_str()).await?;
     let mut up = up.lock().await;
     if let Some(d) = digest {
-        let d = Digest::parse(d)?;
-        reg.uploads.append(&mut up, body.into_data_stream()).await?;
+        if let Err(e) = reg.uploads.append(&mut up, body.into_data_stream()).await {
+            // A monolithic upload is not resumable: nothing names it.
+            reg.uploads.remove(&up.id).await;
+            return Err(e);
+        }
         return finish(reg, repo, &mut up, &d).await;
     }
     Ok(answer(

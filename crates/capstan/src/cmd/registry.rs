@@ -47,6 +47,20 @@ pub fn config(
     config.ca_pem = read(dir.ca_cert())?;
     config.cert_pem = read(dir.node_cert())?;
     config.key_pem = read(dir.node_key())?;
+    for (var, slot) in [
+        (
+            "CAPSTAN_REGISTRY_UPLOAD_TIMEOUT",
+            &mut config.upload_timeout,
+        ),
+        (
+            "CAPSTAN_REGISTRY_HOUSEKEEPING_INTERVAL",
+            &mut config.housekeeping_interval,
+        ),
+    ] {
+        if let Ok(v) = std::env::var(var) {
+            *slot = crate::settings::parse_duration(&v).with_context(|| format!("{var}={v}"))?;
+        }
+    }
     Ok(config)
 }
 
