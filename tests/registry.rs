@@ -4,6 +4,8 @@
 //! MSR permissions, the DTR repository API, bad input, a crash mid-push,
 //! and storage housekeeping.
 
+#[path = "support/docker.rs"]
+mod docker;
 #[path = "support/gateway.rs"]
 mod gateway;
 #[path = "support/registry.rs"]
@@ -12,6 +14,8 @@ mod registry;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use capstan_testkit::Harness;
+use docker::Docker;
 use gateway::{Gateway, ADMIN_PASSWORD};
 use registry::{digest, import_image, Registry};
 use reqwest::Method;
@@ -1415,4 +1419,85 @@ fn capstan_up_runs_a_registry() {
     assert!(challenge.unwrap_or_default().contains(&format!(
         "realm=\"https://127.0.0.1:{registry_port}/auth/token\""
     )));
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if Instant::now() > deadline => panic!("{what}: still {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// A service whose image lives in the cluster's registry is pulled by the
+/// agent with a short-lived ticket of the service's owner: the owner's
+/// private image runs, and a user who may not pull it gets a rejected
+/// task that says why.
+#[test]
+fn services_pull_registry_images_with_their_owners_rights() {
+    let harness = Harness::new().expect("test harness");
+    let reg = Registry::start_in_up();
+    harness.sweep_label(format!("com.capstan.node.id={}", reg.gw.node_id()));
+    reg.license();
+    let gw = &reg.gw;
+    gw.create_user("dev", "dev-password-1");
+    gw.create_user("eve", "eve-password-1");
+    let pusher = reg.docker("dev");
+    let login = pusher.login(&reg.host, "dev", "dev-password-1");
+    assert!(login.ok, "{}", login.text);
+    let image = format!("{}/dev/app:v1", reg.host);
+    import_image(&image, reg.work(), "service");
+    pusher.ok(&["push", &image]);
+    // The engine must pull it again, through the agent.
+    pusher.ok(&["rmi", &image]);
+
+    let dev = Docker::with_token(gw, &gw.login("dev", "dev-password-1").expect("dev logs in"));
+    let eve = Docker::with_token(gw, &gw.login("eve", "eve-password-1").expect("eve logs in"));
+    for (cli, name) in [(&dev, "devsvc"), (&eve, "evesvc")] {
+        cli.ok(&[
+            "service",
+            "create",
+            "-d",
+            "--no-resolve-image",
+            "--name",
+            name,
+            &image,
+            "/bin/busybox",
+            "sleep",
+            "300",
+        ]);
+    }
+    wait_for("dev's service runs", Duration::from_secs(90), || {
+        let ps = dev.ok(&["service", "ps", "devsvc", "--format", "{{.CurrentState}}"]);
+        if ps.starts_with("Running") {
+            Ok(())
+        } else {
+            Err(ps)
+        }
+    });
+    wait_for("eve's task is refused", Duration::from_secs(90), || {
+        let ps = eve.ok(&[
+            "service",
+            "ps",
+            "evesvc",
+            "--no-trunc",
+            "--format",
+            "{{.CurrentState}}|{{.Error}}",
+        ]);
+        let refused = ps.lines().any(|l| {
+            (l.starts_with("Rejected") || l.starts_with("Failed")) && l.contains("dev/app")
+        });
+        if refused {
+            assert!(ps.contains("eve may not pull"), "{ps}");
+            Ok(())
+        } else {
+            Err(ps)
+        }
+    });
+    for (cli, name) in [(&dev, "devsvc"), (&eve, "evesvc")] {
+        cli.ok(&["service", "rm", name]);
+    }
 }

@@ -46,6 +46,7 @@ async fn create(c: &TestCluster, spec: &ServiceSpec) -> Result<Service> {
         .create_service(pb::CreateServiceRequest {
             spec: serde_json::to_vec(spec)?,
             registry_auth: String::new(),
+            owner: String::new(),
         })
         .await?
         .into_inner();

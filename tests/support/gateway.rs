@@ -61,7 +61,17 @@ impl Gateway {
         Self::start_with(true)
     }
 
+    /// Like [`Gateway::start_with_agent`], with the registry of
+    /// `capstan up` serving on `registry_port`.
+    pub fn start_with_agent_and_registry(registry_port: u16) -> Gateway {
+        Self::start_full(true, registry_port)
+    }
+
     fn start_with(agent: bool) -> Gateway {
+        Self::start_full(agent, 0)
+    }
+
+    fn start_full(agent: bool, registry_port: u16) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let controller = free_port();
@@ -100,6 +110,7 @@ impl Gateway {
                 .arg("--data-dir")
                 .arg(&data)
                 .arg("up")
+                .args(["--registry-port", &registry_port.to_string()])
                 .env("CAPSTAN_ENGINE_PROXY_PORT", engine_proxy_port.to_string())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

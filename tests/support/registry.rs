@@ -83,37 +83,29 @@ impl Registry {
         Self::start_with(&[])
     }
 
+    /// The registry that `capstan up` runs beside its manager and agent
+    /// (the agent runs tasks on this machine's engine).
+    pub fn start_in_up() -> Registry {
+        let port = free_port();
+        let reg = Self::prepare(Gateway::start_with_agent_and_registry(port), port, &[]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&reg.host).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry of capstan up never opened"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reg
+    }
+
     /// Like [`Registry::start`], with extra environment for the registry
     /// process (e.g. `CAPSTAN_REGISTRY_UPLOAD_TIMEOUT`).
     pub fn start_with(env: &[(&str, &str)]) -> Registry {
-        let gw = Gateway::start();
         let port = free_port();
-        let host = format!("127.0.0.1:{port}");
-        let work = tempfile::tempdir().expect("temp dir");
-        let ca = std::fs::read(gw.data_dir().join("pki/ca.crt")).expect("cluster CA");
-        let client = Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("HTTPS client");
-        // The Docker daemon trusts the registry's CA, as the lab does.
-        let certs_d = PathBuf::from("/etc/docker/certs.d").join(&host);
-        std::fs::create_dir_all(&certs_d).expect("create /etc/docker/certs.d/<host>");
-        std::fs::write(certs_d.join("ca.crt"), &ca).expect("write ca.crt");
-        let password = work.path().join("admin-password");
+        let mut reg = Self::prepare(Gateway::start(), port, env);
+        let password = reg.work.path().join("admin-password");
         std::fs::write(&password, ADMIN_PASSWORD).expect("password file");
-        let mut reg = Registry {
-            gw,
-            child: None,
-            host,
-            client,
-            certs_d,
-            work,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
         let mut install = reg.gw.capstan();
         install
             .args(["registry", "install", "--ucp-url", &reg.gw.base.clone()])
@@ -128,6 +120,33 @@ impl Registry {
             .args(["--listen-address", "127.0.0.1", "--host", "127.0.0.1"]);
         reg.spawn(install, "Registry serving");
         reg
+    }
+
+    fn prepare(gw: Gateway, port: u16, env: &[(&str, &str)]) -> Registry {
+        let host = format!("127.0.0.1:{port}");
+        let work = tempfile::tempdir().expect("temp dir");
+        let ca = std::fs::read(gw.data_dir().join("pki/ca.crt")).expect("cluster CA");
+        let client = Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("HTTPS client");
+        // The Docker daemon trusts the registry's CA, as the lab does.
+        let certs_d = PathBuf::from("/etc/docker/certs.d").join(&host);
+        std::fs::create_dir_all(&certs_d).expect("create /etc/docker/certs.d/<host>");
+        std::fs::write(certs_d.join("ca.crt"), &ca).expect("write ca.crt");
+        Registry {
+            gw,
+            child: None,
+            host,
+            client,
+            certs_d,
+            work,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     fn spawn(&mut self, mut cmd: Command, ready: &str) {

@@ -1,5 +1,6 @@
-//! Making sure a task's image is on the node: inspect, and pull it with the
-//! task's registry credentials when it is missing.
+//! Making sure a task's image is on the node: pulled with the task's
+//! registry credentials when it has some, else inspected and pulled when
+//! missing.
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -13,26 +14,32 @@ use crate::error::{is_not_found, AgentError};
 /// The header that carries registry credentials on a pull.
 const REGISTRY_AUTH_HEADER: &str = "x-registry-auth";
 
-/// Inspects `image`; pulls it if the engine does not have it.
+/// Pulls `image` when the task comes with registry credentials (so that
+/// the registry decides, for every task, whether its owner may have the
+/// image: a copy another user pulled onto this node does not count);
+/// otherwise inspects it and pulls only when the engine does not have it.
 pub(crate) async fn ensure_image(
     engine: &Engine,
     task: &str,
     image: &str,
     registry_auth: Option<&str>,
 ) -> Result<(), AgentError> {
-    match engine.docker.inspect_image(image).await {
-        Ok(_) => return Ok(()),
-        Err(e) if is_not_found(&e) => {}
-        Err(source) => {
-            return Err(AgentError::InspectImage {
-                task: task.to_owned(),
-                image: image.to_owned(),
-                source,
-            })
+    let registry_auth = registry_auth.filter(|a| !a.is_empty());
+    if registry_auth.is_none() {
+        match engine.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(source) => {
+                return Err(AgentError::InspectImage {
+                    task: task.to_owned(),
+                    image: image.to_owned(),
+                    source,
+                })
+            }
         }
     }
     let mut client = engine.docker.clone();
-    if let Some(auth) = registry_auth.filter(|a| !a.is_empty()) {
+    if let Some(auth) = registry_auth {
         let header = normalize_registry_auth(auth).map_err(|reason| AgentError::RegistryAuth {
             task: task.to_owned(),
             reason,

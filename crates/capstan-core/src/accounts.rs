@@ -353,3 +353,18 @@ mod tests {
         assert_eq!(sessions_to_evict(&existing, 2, T0), ["analista/a"]);
     }
 }
+
+/// The cluster's session-token signing key, stored once in the replicated
+/// store (table `gateway_keys`, id `session`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SigningKey {
+    /// 32 random bytes, base64.
+    pub key: String,
+}
+
+impl Table for SigningKey {
+    const TABLE: &'static str = "gateway_keys";
+    fn id(&self) -> String {
+        "session".into()
+    }
+}

@@ -91,6 +91,7 @@ pub fn service(replicas: u64) -> Service {
         },
         previous_spec: None,
         spec_version: 1,
+        owner: None,
         update_status: None,
         created_at: t0(),
         updated_at: t0(),

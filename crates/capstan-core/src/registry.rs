@@ -151,6 +151,36 @@ pub struct RegisterRequest {
     pub url: String,
 }
 
+/// The session id of a registry pull ticket: a session token the managers
+/// sign for a service's owner so that agents pull its image from a Capstan
+/// registry with the owner's rights. It has no session record, so it opens
+/// no other door: the control plane accepts it only as a registry password.
+pub const PULL_TICKET_SESSION: &str = "registry-pull";
+
+/// How long a pull ticket lasts, in seconds.
+pub const PULL_TICKET_SECONDS: i64 = 15 * 60;
+
+/// The registry host (`host[:port]`) an image reference names, if any
+/// (`docker.io` images name none).
+pub fn image_registry_host(image: &str) -> Option<&str> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+/// The `host[:port]` of a registry URL (`https://host:port`).
+pub fn url_host(url: &str) -> &str {
+    let host = url.trim_start_matches("https://").trim_end_matches('/');
+    host.strip_suffix(":443").unwrap_or(host)
+}
+
+/// Where a running registry serves (`POST /api/registry/announce`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceRequest {
+    /// `https://host:port`.
+    pub url: String,
+}
+
 /// Repository access levels (MSR's), in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AccessLevel {
@@ -309,6 +339,23 @@ mod tests {
             None
         );
         assert_eq!(repository_access(&d, None, "dca", None, &teams), None);
+    }
+
+    #[test]
+    fn image_hosts() {
+        assert_eq!(
+            image_registry_host("127.0.0.1:5443/dev/app:v1"),
+            Some("127.0.0.1:5443")
+        );
+        assert_eq!(
+            image_registry_host("registry.example/dca/nginx"),
+            Some("registry.example")
+        );
+        assert_eq!(image_registry_host("localhost/a/b"), Some("localhost"));
+        assert_eq!(image_registry_host("library/nginx"), None);
+        assert_eq!(image_registry_host("nginx"), None);
+        assert_eq!(url_host("https://registry.example:443"), "registry.example");
+        assert_eq!(url_host("https://127.0.0.1:5443/"), "127.0.0.1:5443");
     }
 
     #[test]

@@ -356,6 +356,10 @@ pub struct Service {
     pub previous_spec: Option<ServiceSpec>,
     /// Incremented on every spec change; tasks record the one they run.
     pub spec_version: u64,
+    /// The user who made it (agents pull its image from a Capstan registry
+    /// with this user's rights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// Update progress.
     #[serde(default)]
     pub update_status: Option<UpdateStatus>,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use capstan_core::accounts::SigningKey;
 use capstan_core::{decode, encode, Table};
 use capstan_manager::state::{Consistency, SharedState};
 use capstan_manager::ManagerError;
@@ -20,20 +21,6 @@ use capstan_store::{Action, Expect, Op};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-
-/// The cluster's token signing key, stored once in the replicated store.
-#[derive(Clone, Serialize, Deserialize)]
-struct SigningKey {
-    /// 32 random bytes, base64.
-    key: String,
-}
-
-impl Table for SigningKey {
-    const TABLE: &'static str = "gateway_keys";
-    fn id(&self) -> String {
-        "session".into()
-    }
-}
 
 /// What a token says.
 #[derive(Debug, Serialize, Deserialize)]

@@ -281,7 +281,11 @@ impl Registry {
                 "authentication required",
                 self.challenge(Some(&scope)),
             )),
-            (Some(_), "pull") => Err(RegistryError::name_unknown(repo.as_str())),
+            (Some(u), "pull") => {
+                let mut e = RegistryError::name_unknown(repo.as_str());
+                e.message = format!("repository {repo} does not exist or {u} may not pull from it");
+                Err(e)
+            }
             (Some(u), _) if actions.iter().any(|a| a == "pull") => {
                 Err(RegistryError::denied(format!(
                     "requested access to the resource is denied: {u} may not {action} in {repo}"

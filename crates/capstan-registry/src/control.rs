@@ -113,6 +113,32 @@ impl ControlPlane {
         serde_json::from_slice(&body).map_err(RegistryError::internal)
     }
 
+    /// Tells the control plane where this registry serves.
+    pub async fn announce(&self, url: &str) -> RegistryResult<()> {
+        let body = serde_json::to_vec(&capstan_core::registry::AnnounceRequest { url: url.into() })
+            .map_err(RegistryError::internal)?;
+        let resp = self
+            .client
+            .post(format!("{}/api/registry/announce", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                RegistryError::unavailable(format!("the control plane is unreachable: {e}"))
+            })?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let body = resp.bytes().await.unwrap_or_default();
+            Err(RegistryError::unavailable(format!(
+                "the control plane refused the announcement ({status}): {}",
+                String::from_utf8_lossy(&body)
+            )))
+        }
+    }
+
     /// Checks a username and password (or session token); `None` when they
     /// are wrong.
     pub async fn authenticate(

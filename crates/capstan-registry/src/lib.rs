@@ -170,6 +170,26 @@ pub async fn run(
     let registry = Registry::open(config)?;
     tracing::info!(%listen, host = %registry.config.public_host, "registry serving");
     tokio::spawn(gc::housekeeping(registry.clone(), cancel.clone()));
+    tokio::spawn(announce(registry.clone(), cancel.clone()));
     server::serve(listener, tls, api::router(registry), cancel).await;
     Ok(())
+}
+
+/// Tells the control plane where this registry serves (so that the
+/// managers know which images are its own), retrying until it answers.
+async fn announce(reg: Arc<Registry>, cancel: CancellationToken) {
+    let url = format!("https://{}", reg.config.public_host);
+    loop {
+        match reg.control.announce(&url).await {
+            Ok(()) => {
+                tracing::info!(%url, "registry announced to the control plane");
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e.message, "cannot announce the registry yet"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
 }

@@ -125,6 +125,10 @@ pub fn router(gw: AppState) -> Router {
             "/api/registry/authenticate",
             axum::routing::post(registry::authenticate),
         )
+        .route(
+            "/api/registry/announce",
+            axum::routing::post(registry::announce),
+        )
         .merge(crate::docker::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -9,8 +9,8 @@ use axum::{Extension, Json};
 use capstan_core::license::status;
 use capstan_core::rbac::Resource;
 use capstan_core::registry::{
-    AuthenticateRequest, AuthenticatedUser, DirectoryOrg, DirectoryUser, DirectoryView,
-    RegisterRequest, RegistryRecord,
+    AnnounceRequest, AuthenticateRequest, AuthenticatedUser, DirectoryOrg, DirectoryUser,
+    DirectoryView, RegisterRequest, RegistryRecord, PULL_TICKET_SESSION,
 };
 use capstan_core::{decode, Node, Table};
 use capstan_pki::PeerKind;
@@ -61,15 +61,7 @@ pub async fn register(
         Resource::Collection("/"),
         "registries",
     )?;
-    let url = req.url.trim_end_matches('/');
-    let host = url.strip_prefix("https://").ok_or_else(|| {
-        ApiError::invalid(format!("registry url {url:?} must start with https://"))
-    })?;
-    if host.is_empty() || host.contains(['/', '?', '#', ' ', '@']) {
-        return Err(ApiError::invalid(format!(
-            "registry url {url:?} must be https://host[:port] with no path"
-        )));
-    }
+    let url = check_url(&req.url)?;
     let known = gw
         .manager
         .sm
@@ -84,7 +76,7 @@ pub async fn register(
     }
     let record = RegistryRecord {
         node_id: req.node_id,
-        url: url.to_string(),
+        url,
         registered_by: caller.username.clone(),
         registered_at: OffsetDateTime::now_utc(),
     };
@@ -93,9 +85,51 @@ pub async fn register(
     Ok(Json(record))
 }
 
+/// `POST /api/registry/announce`: a registry tells where it serves; a
+/// manager's registry (`capstan up`) registers itself this way, an
+/// installed one refreshes its record.
+pub async fn announce(
+    State(gw): State<AppState>,
+    conn: Option<Extension<ConnInfo>>,
+    ApiJson(req): ApiJson<AnnounceRequest>,
+) -> ApiResult<Json<RegistryRecord>> {
+    let node = registry_node(&gw, conn.as_deref())?;
+    let url = check_url(&req.url)?;
+    let existing = gw
+        .manager
+        .sm
+        .get(RegistryRecord::TABLE, &node)
+        .map_err(ApiError::internal)?
+        .and_then(|o| decode::<RegistryRecord>(&o.value).ok());
+    if let Some(r) = existing.as_ref().filter(|r| r.url == url) {
+        return Ok(Json(r.clone()));
+    }
+    let record = RegistryRecord {
+        node_id: node.clone(),
+        url,
+        registered_by: existing.map_or_else(|| format!("node {node}"), |r| r.registered_by),
+        registered_at: OffsetDateTime::now_utc(),
+    };
+    commit(&gw, vec![put_op(&record)]).await?;
+    Ok(Json(record))
+}
+
+fn check_url(url: &str) -> ApiResult<String> {
+    let url = url.trim_end_matches('/');
+    let host = url.strip_prefix("https://").ok_or_else(|| {
+        ApiError::invalid(format!("registry url {url:?} must start with https://"))
+    })?;
+    if host.is_empty() || host.contains(['/', '?', '#', ' ', '@']) {
+        return Err(ApiError::invalid(format!(
+            "registry url {url:?} must be https://host[:port] with no path"
+        )));
+    }
+    Ok(url.to_string())
+}
+
 /// Admits a registry's own node certificate: any manager of the cluster,
 /// or a worker with a registry registered on it.
-fn registry_node(gw: &AppState, conn: Option<&ConnInfo>) -> ApiResult<()> {
+fn registry_node(gw: &AppState, conn: Option<&ConnInfo>) -> ApiResult<String> {
     let id = conn
         .and_then(|c| c.client.as_ref())
         .filter(|id| id.cluster_id == gw.cluster_id())
@@ -103,7 +137,7 @@ fn registry_node(gw: &AppState, conn: Option<&ConnInfo>) -> ApiResult<()> {
             ApiError::unauthorized("this call is for registries: present the node's certificate")
         })?;
     match id.kind {
-        PeerKind::Manager => Ok(()),
+        PeerKind::Manager => Ok(id.subject_cn.clone()),
         PeerKind::Worker
             if gw
                 .manager
@@ -112,7 +146,7 @@ fn registry_node(gw: &AppState, conn: Option<&ConnInfo>) -> ApiResult<()> {
                 .map_err(ApiError::internal)?
                 .is_some() =>
         {
-            Ok(())
+            Ok(id.subject_cn.clone())
         }
         _ => Err(ApiError::forbidden(format!(
             "access denied: {} is not a registry node of this cluster",
@@ -194,10 +228,12 @@ pub async fn authenticate(
     // A session token of this user works as a password (what the
     // scheduler hands agents, and what scripts that logged in hold).
     if let Some(claims) = gw.tokens.verify(&req.password, gw.cluster_id()) {
-        let live = snap
-            .sessions
-            .get(&format!("{}/{}", claims.sub, claims.sid))
-            .is_some_and(|s| s.expires_at > OffsetDateTime::now_utc());
+        // A pull ticket has no session record; its expiry is its life.
+        let live = claims.sid == PULL_TICKET_SESSION
+            || snap
+                .sessions
+                .get(&format!("{}/{}", claims.sub, claims.sid))
+                .is_some_and(|s| s.expires_at > OffsetDateTime::now_utc());
         return match snap.users.get(&claims.sub) {
             Some(u) if live && u.active && claims.sub == req.username => Ok(Json(answer(u))),
             _ => Err(ApiError::unauthorized(

@@ -331,6 +331,7 @@ async fn create(
     let request = pb::CreateServiceRequest {
         spec: spec_bytes(&spec)?,
         registry_auth: registry_auth(&headers),
+        owner: caller.username.clone(),
     };
     let created = swarm(&gw)
         .create_service(tonic::Request::new(request))

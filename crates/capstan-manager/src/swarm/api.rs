@@ -54,6 +54,7 @@ impl Swarm for SwarmApi {
             spec,
             previous_spec: None,
             spec_version: 1,
+            owner: (!r.owner.is_empty()).then(|| r.owner.clone()),
             update_status: None,
             created_at: now,
             updated_at: now,

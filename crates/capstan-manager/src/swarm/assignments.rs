@@ -5,9 +5,10 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use capstan_core::{decode, Config, Network, NodeId, Secret, Table, Task, TaskState};
+use capstan_core::{decode, Config, Network, NodeId, Secret, Service, Table, Task, TaskState};
 use capstan_proto::v1 as pb;
 
+use super::pull_ticket::Tickets;
 use crate::error::ManagerError;
 use crate::state::SharedState;
 
@@ -25,6 +26,7 @@ pub fn compute(
         .iter()
         .map(|n| (*n, (Vec::new(), DefaultHasher::new())))
         .collect();
+    let tickets = Tickets::load(state)?;
     for obj in state.sm.list(Task::TABLE, "", 0)? {
         let task: Task = decode(&obj.value)?;
         let Some(node) = task.node_id else { continue };
@@ -35,7 +37,7 @@ pub fn compute(
             continue;
         }
         (obj.id.as_str(), obj.version).hash(hasher);
-        tasks.push(assigned_task(state, &task, obj.value, hasher)?);
+        tasks.push(assigned_task(state, &tickets, &task, obj.value, hasher)?);
     }
     Ok(out
         .into_iter()
@@ -46,6 +48,7 @@ pub fn compute(
 /// One task with the data it needs on the node.
 fn assigned_task(
     state: &SharedState,
+    tickets: &Tickets,
     task: &Task,
     raw: Vec<u8>,
     hasher: &mut DefaultHasher,
@@ -81,7 +84,14 @@ fn assigned_task(
     }
     let registry_auth = match state.sm.get(REGISTRY_AUTH_TABLE, &task.service_id)? {
         Some(o) => String::from_utf8_lossy(&state.swarm.secret_key.open(&o.value)?).into_owned(),
-        None => String::new(),
+        // An image of this cluster's registry is pulled with the owner's rights.
+        None => match state.sm.get(Service::TABLE, &task.service_id)? {
+            Some(o) => decode::<Service>(&o.value)?
+                .owner
+                .and_then(|owner| tickets.auth_for(&task.spec.container.image, &owner))
+                .unwrap_or_default(),
+            None => String::new(),
+        },
     };
     Ok(pb::AssignedTask {
         task: raw,

@@ -8,6 +8,7 @@ pub mod assignments;
 pub mod dispatcher;
 pub mod logs;
 mod objects;
+mod pull_ticket;
 pub mod runtime;
 pub mod sealing;
 pub mod validate;

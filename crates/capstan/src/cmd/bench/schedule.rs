@@ -146,6 +146,7 @@ async fn create_service(
         .create_service(pb::CreateServiceRequest {
             spec: serde_json::to_vec(&spec)?,
             registry_auth: String::new(),
+            owner: String::new(),
         })
         .await
         .context("create the benchmark service")?;
