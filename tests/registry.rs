@@ -1338,6 +1338,11 @@ fn token_endpoint_and_challenges_follow_the_token_spec() {
         .send()
         .expect("token");
     assert_eq!(resp.status().as_u16(), 200);
+    // The registry serves a certificate the control plane issued for its
+    // public host, not the node's own.
+    let served = std::fs::read_to_string(reg.storage().join("server.crt")).expect("server.crt");
+    let node = std::fs::read_to_string(reg.gw.data_dir().join("pki/node.crt")).expect("node.crt");
+    assert!(served.contains("BEGIN CERTIFICATE") && served != node);
     // The control plane answers its registry calls only to node certificates.
     let (s, _) = reg.gw.get("/api/registry/directory", &reg.gw.admin);
     assert_eq!(s, 401);

@@ -173,12 +173,27 @@ pub fn url_host(url: &str) -> &str {
     host.strip_suffix(":443").unwrap_or(host)
 }
 
-/// Where a running registry serves (`POST /api/registry/announce`).
+/// Where a running registry serves (`POST /api/registry/announce`), with a
+/// CSR for the certificate it serves under that name.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnnounceRequest {
     /// `https://host:port`.
     pub url: String,
+    /// A PEM CSR; the answer carries a certificate from the cluster CA
+    /// for the URL's host.
+    #[serde(default)]
+    pub csr: Option<String>,
+}
+
+/// The answer to an announcement.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnnounceAnswer {
+    /// The registry's record.
+    pub registry: RegistryRecord,
+    /// The server certificate (PEM) when a CSR was sent.
+    #[serde(default)]
+    pub certificate: Option<String>,
 }
 
 /// Repository access levels (MSR's), in increasing order.

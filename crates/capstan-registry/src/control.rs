@@ -113,10 +113,14 @@ impl ControlPlane {
         serde_json::from_slice(&body).map_err(RegistryError::internal)
     }
 
-    /// Tells the control plane where this registry serves.
-    pub async fn announce(&self, url: &str) -> RegistryResult<()> {
-        let body = serde_json::to_vec(&capstan_core::registry::AnnounceRequest { url: url.into() })
-            .map_err(RegistryError::internal)?;
+    /// Tells the control plane where this registry serves; with a CSR,
+    /// the answer is the server certificate for that name.
+    pub async fn announce(&self, url: &str, csr: Option<String>) -> RegistryResult<Option<String>> {
+        let body = serde_json::to_vec(&capstan_core::registry::AnnounceRequest {
+            url: url.into(),
+            csr,
+        })
+        .map_err(RegistryError::internal)?;
         let resp = self
             .client
             .post(format!("{}/api/registry/announce", self.base))
@@ -128,15 +132,16 @@ impl ControlPlane {
                 RegistryError::unavailable(format!("the control plane is unreachable: {e}"))
             })?;
         let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            let body = resp.bytes().await.unwrap_or_default();
-            Err(RegistryError::unavailable(format!(
+        let body = resp.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(RegistryError::unavailable(format!(
                 "the control plane refused the announcement ({status}): {}",
                 String::from_utf8_lossy(&body)
-            )))
+            )));
         }
+        let answer: capstan_core::registry::AnnounceAnswer =
+            serde_json::from_slice(&body).map_err(RegistryError::internal)?;
+        Ok(answer.certificate)
     }
 
     /// Checks a username and password (or session token); `None` when they

@@ -39,8 +39,9 @@ pub struct RegistryConfig {
     pub control_url: String,
     /// The cluster CA (PEM).
     pub ca_pem: String,
-    /// This node's certificate (PEM), presented to the control plane and
-    /// served to clients.
+    /// This node's certificate (PEM), presented to the control plane (and
+    /// served to clients until the control plane gives the registry a
+    /// certificate for its public host).
     pub cert_pem: String,
     /// Its key (PEM).
     pub key_pem: String,
@@ -159,8 +160,6 @@ pub async fn run(
     listen: &str,
     cancel: CancellationToken,
 ) -> Result<(), StartError> {
-    let tls = capstan_pki::https_server_config(&config.cert_pem, &config.key_pem, &config.ca_pem)
-        .map_err(|e| StartError::Tls(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -168,28 +167,64 @@ pub async fn run(
             source,
         })?;
     let registry = Registry::open(config)?;
+    let (cert, key) = server_certificate(&registry, &cancel).await;
+    let tls = capstan_pki::https_server_config(&cert, &key, &registry.config.ca_pem)
+        .map_err(|e| StartError::Tls(e.to_string()))?;
     tracing::info!(%listen, host = %registry.config.public_host, "registry serving");
     tokio::spawn(gc::housekeeping(registry.clone(), cancel.clone()));
-    tokio::spawn(announce(registry.clone(), cancel.clone()));
     server::serve(listener, tls, api::router(registry), cancel).await;
     Ok(())
 }
 
-/// Tells the control plane where this registry serves (so that the
-/// managers know which images are its own), retrying until it answers.
-async fn announce(reg: Arc<Registry>, cancel: CancellationToken) {
+/// The certificate to serve: a fresh one from the control plane for the
+/// public host (asked for while announcing where the registry serves),
+/// else the last one it gave, else the node's own. When the control plane
+/// cannot be reached, the announcement is retried in the background.
+async fn server_certificate(reg: &Arc<Registry>, cancel: &CancellationToken) -> (String, String) {
+    let dir = &reg.config.root;
+    let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
     let url = format!("https://{}", reg.config.public_host);
+    match capstan_pki::generate_csr() {
+        Ok((csr, key)) => match reg.control.announce(&url, Some(csr)).await {
+            Ok(Some(cert)) => {
+                let saved = capstan_pki::write_private_file(&key_path, key.as_bytes())
+                    .and_then(|()| capstan_pki::write_public_file(&cert_path, cert.as_bytes()));
+                if let Err(e) = saved {
+                    tracing::warn!(error = %e, "cannot keep the registry certificate");
+                }
+                tracing::info!(%url, "registry announced; serving a certificate for its host");
+                return (cert, key);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e.message, "cannot announce the registry yet; retrying in the background");
+                tokio::spawn(announce_later(reg.clone(), url, cancel.clone()));
+            }
+        },
+        Err(e) => tracing::warn!(error = %e, "cannot make a key for the registry certificate"),
+    }
+    match (
+        std::fs::read_to_string(&cert_path),
+        std::fs::read_to_string(&key_path),
+    ) {
+        (Ok(c), Ok(k)) => (c, k),
+        _ => (reg.config.cert_pem.clone(), reg.config.key_pem.clone()),
+    }
+}
+
+/// Announces the registry until the control plane answers.
+async fn announce_later(reg: Arc<Registry>, url: String, cancel: CancellationToken) {
     loop {
-        match reg.control.announce(&url).await {
-            Ok(()) => {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        match reg.control.announce(&url, None).await {
+            Ok(_) => {
                 tracing::info!(%url, "registry announced to the control plane");
                 return;
             }
             Err(e) => tracing::debug!(error = %e.message, "cannot announce the registry yet"),
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
 }

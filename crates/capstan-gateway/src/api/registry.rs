@@ -9,8 +9,8 @@ use axum::{Extension, Json};
 use capstan_core::license::status;
 use capstan_core::rbac::Resource;
 use capstan_core::registry::{
-    AnnounceRequest, AuthenticateRequest, AuthenticatedUser, DirectoryOrg, DirectoryUser,
-    DirectoryView, RegisterRequest, RegistryRecord, PULL_TICKET_SESSION,
+    AnnounceAnswer, AnnounceRequest, AuthenticateRequest, AuthenticatedUser, DirectoryOrg,
+    DirectoryUser, DirectoryView, RegisterRequest, RegistryRecord, PULL_TICKET_SESSION,
 };
 use capstan_core::{decode, Node, Table};
 use capstan_pki::PeerKind;
@@ -85,14 +85,15 @@ pub async fn register(
     Ok(Json(record))
 }
 
-/// `POST /api/registry/announce`: a registry tells where it serves; a
-/// manager's registry (`capstan up`) registers itself this way, an
-/// installed one refreshes its record.
+/// `POST /api/registry/announce`: a registry tells where it serves and
+/// gets its server certificate for that name; a manager's registry
+/// (`capstan up`) registers itself this way, an installed one (a worker)
+/// may only announce the URL an admin registered for it.
 pub async fn announce(
     State(gw): State<AppState>,
     conn: Option<Extension<ConnInfo>>,
     ApiJson(req): ApiJson<AnnounceRequest>,
-) -> ApiResult<Json<RegistryRecord>> {
+) -> ApiResult<Json<AnnounceAnswer>> {
     let node = registry_node(&gw, conn.as_deref())?;
     let url = check_url(&req.url)?;
     let existing = gw
@@ -101,17 +102,59 @@ pub async fn announce(
         .get(RegistryRecord::TABLE, &node)
         .map_err(ApiError::internal)?
         .and_then(|o| decode::<RegistryRecord>(&o.value).ok());
-    if let Some(r) = existing.as_ref().filter(|r| r.url == url) {
-        return Ok(Json(r.clone()));
-    }
-    let record = RegistryRecord {
-        node_id: node.clone(),
-        url,
-        registered_by: existing.map_or_else(|| format!("node {node}"), |r| r.registered_by),
-        registered_at: OffsetDateTime::now_utc(),
+    let role = match conn
+        .as_deref()
+        .and_then(|c| c.client.as_ref())
+        .map(|c| c.kind)
+    {
+        Some(PeerKind::Manager) => capstan_pki::NodeRole::Manager,
+        _ => capstan_pki::NodeRole::Worker,
     };
-    commit(&gw, vec![put_op(&record)]).await?;
-    Ok(Json(record))
+    if role == capstan_pki::NodeRole::Worker && existing.as_ref().is_none_or(|r| r.url != url) {
+        return Err(ApiError::forbidden(format!(
+            "access denied: node {node} is registered for another registry URL; register {url} with capstan registry install"
+        )));
+    }
+    let record = match existing.filter(|r| r.url == url) {
+        Some(r) => r,
+        None => {
+            let record = RegistryRecord {
+                node_id: node.clone(),
+                url: url.clone(),
+                registered_by: format!("node {node}"),
+                registered_at: OffsetDateTime::now_utc(),
+            };
+            commit(&gw, vec![put_op(&record)]).await?;
+            record
+        }
+    };
+    let certificate = match &req.csr {
+        None => None,
+        Some(csr) => {
+            let host = capstan_core::registry::url_host(&url);
+            let host = host
+                .rsplit_once(':')
+                .filter(|(_, p)| p.parse::<u16>().is_ok())
+                .map_or(host, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let identity = capstan_pki::NodeIdentity {
+                node_id: node.clone(),
+                role,
+                cluster_id: gw.cluster_id().to_string(),
+                hosts: vec![host.to_string()],
+            };
+            let issued = gw
+                .manager
+                .ca
+                .sign_node_csr(csr, &identity, gw.manager.config.cert_ttl())
+                .map_err(|e| ApiError::invalid(format!("cannot sign the registry's CSR: {e}")))?;
+            Some(issued.cert_pem)
+        }
+    };
+    Ok(Json(AnnounceAnswer {
+        registry: record,
+        certificate,
+    }))
 }
 
 fn check_url(url: &str) -> ApiResult<String> {
