@@ -678,6 +678,10 @@ fn cases() -> Vec<Case> {
             run: |w, s| w.ask(s, Method::GET, "/api/registries", None),
         },
         Case {
+            label: "GET /api/registries/install",
+            run: |w, s| w.ask(s, Method::GET, "/api/registries/install", None),
+        },
+        Case {
             // No such node: answers 404 when allowed.
             label: "POST /api/registries",
             run: |w, s| {

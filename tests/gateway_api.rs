@@ -1872,6 +1872,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/license", &["get", "put"]),
     ("/api/ucp/config-toml", &["get", "put"]),
     ("/api/registries", &["get", "post"]),
+    ("/api/registries/install", &["get"]),
     ("/api/clientbundle", &["get", "post"]),
     ("/api/clientbundle/certs", &["get"]),
     ("/api/clientbundle/certs/{id}", &["delete"]),

@@ -1346,6 +1346,19 @@ fn token_endpoint_and_challenges_follow_the_token_spec() {
     // The control plane answers its registry calls only to node certificates.
     let (s, _) = reg.gw.get("/api/registry/directory", &reg.gw.admin);
     assert_eq!(s, 401);
+    let (s, install) = reg.gw.get("/api/registries/install", &reg.gw.admin);
+    assert_eq!(s, 200, "{install}");
+    let ca = std::fs::read_to_string(reg.gw.data_dir().join("pki/ca.crt")).expect("CA");
+    assert_eq!(install["ucp_url"], reg.gw.base.as_str());
+    assert_eq!(install["ucp_ca"], ca.trim_end());
+    assert_eq!(
+        install["command"],
+        format!(
+            "capstan registry install --ucp-url {} --ucp-ca \"{}\" --ucp-username admin",
+            reg.gw.base,
+            ca.trim_end()
+        )
+    );
     let (s, list) = reg.gw.get("/api/registries", &reg.gw.admin);
     assert_eq!(s, 200);
     assert_eq!(list[0]["url"], format!("https://{}", reg.host));

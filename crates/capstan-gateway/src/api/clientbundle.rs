@@ -327,7 +327,7 @@ fn pki_error(e: PkiError) -> ApiError {
 
 /// Where the bundle's clients reach this cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     /// Host name or IP (without brackets).
     host: String,
     /// The gateway port (docker CLI).
@@ -339,7 +339,7 @@ struct Endpoint {
 impl Endpoint {
     /// The host the client used, when it is one the node certificate names
     /// (else the bundle would not verify); otherwise the manager's address.
-    fn of_request(gw: &AppState, headers: &HeaderMap, uri: &Uri) -> Self {
+    pub(crate) fn of_request(gw: &AppState, headers: &HeaderMap, uri: &Uri) -> Self {
         let config = &gw.manager.config;
         let known = capstan_manager::bootstrap::manager_hosts(config);
         let asked = headers
@@ -359,6 +359,18 @@ impl Endpoint {
             host,
             docker_port,
             kube_port: config.kube_apiserver_port,
+        }
+    }
+
+    /// The gateway's URL (`https://host[:port]`).
+    pub(crate) fn gateway_url(&self) -> String {
+        if self.docker_port == DEFAULT_HTTPS_PORT {
+            format!(
+                "https://{}",
+                join_host_port(&self.host, DEFAULT_HTTPS_PORT).trim_end_matches(":443")
+            )
+        } else {
+            format!("https://{}", join_host_port(&self.host, self.docker_port))
         }
     }
 

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
 use axum::{Extension, Json};
 use capstan_core::license::status;
 use capstan_core::rbac::Resource;
@@ -14,7 +15,9 @@ use capstan_core::registry::{
 };
 use capstan_core::{decode, Node, Table};
 use capstan_pki::PeerKind;
+use serde::Serialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::{commit, op, put_op};
 use crate::auth::Caller;
@@ -42,6 +45,41 @@ pub async fn list(
             .filter_map(|o| decode::<RegistryRecord>(&o.value).ok())
             .collect(),
     ))
+}
+
+/// What Admin Settings > Registry shows: the command that installs a
+/// registry on a joined node, with this control plane's URL and CA.
+#[derive(Serialize, ToSchema)]
+pub struct InstallCommand {
+    /// The control plane's URL, as the caller reached it.
+    pub ucp_url: String,
+    /// The cluster CA (PEM).
+    pub ucp_ca: String,
+    /// The command to run on the registry node.
+    pub command: String,
+}
+
+/// The registry install command, ready to copy (admins).
+#[utoipa::path(get, path = "/api/registries/install", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = InstallCommand), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn install_command(
+    State(gw): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Json<InstallCommand>> {
+    caller.authorize(op!("config.view"), Resource::Collection("/"), "registries")?;
+    let ucp_url = super::clientbundle::Endpoint::of_request(&gw, &headers, &uri).gateway_url();
+    let ucp_ca = gw.manager.ca.cert_pem().trim_end().to_string();
+    let command = format!(
+        "capstan registry install --ucp-url {ucp_url} --ucp-ca \"{ucp_ca}\" --ucp-username {}",
+        caller.username
+    );
+    Ok(Json(InstallCommand {
+        ucp_url,
+        ucp_ca,
+        command,
+    }))
 }
 
 /// Registers a registry running on a node of the cluster (what
