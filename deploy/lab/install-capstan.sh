@@ -19,7 +19,7 @@ fi
 install -D -m 0755 "$source_binary" /usr/local/bin/capstan
 install -d -m 0700 /var/lib/capstan
 install -d -m 0755 /etc/capstan
-for unit in capstan-manager.service capstan-agent.service; do
+for unit in capstan-manager.service capstan-agent.service capstan-registry.service; do
 	install -m 0644 "$unit_source/$unit" "/etc/systemd/system/$unit"
 done
 systemctl daemon-reload
