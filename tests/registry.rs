@@ -414,6 +414,56 @@ fn skopeo_copies_both_ways_and_uploads_chunk_mount_and_resume() {
         .collect();
     assert_eq!(archs, ["amd64", "arm64"]);
 
+    // An artifact that refers to the amd64 image, and the referrers API.
+    let sbom = b"{\"spdxVersion\": \"SPDX-2.3\"}".to_vec();
+    let empty = b"{}".to_vec();
+    for blob in [&sbom, &empty] {
+        assert_eq!(reg.push_blob("admin/multi", &token, blob).0, 201);
+    }
+    let artifact = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest(&empty), "size": 2},
+        "layers": [{"mediaType": "application/spdx+json", "digest": digest(&sbom), "size": sbom.len()}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": amd, "size": manifest_size(&amd)},
+        "annotations": {"org.example.kind": "sbom"}
+    })
+    .to_string();
+    let (s, h, b) = reg.send(
+        reg.request(
+            Method::PUT,
+            &format!("/v2/admin/multi/manifests/{}", digest(artifact.as_bytes())),
+            Some(&token),
+        )
+        .header("content-type", OCI_MANIFEST)
+        .body(artifact.clone()),
+    );
+    assert_eq!(s, 201, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(header(&h, "oci-subject"), amd);
+    for (query, expected) in [
+        ("", 1),
+        ("?artifactType=application/spdx+json", 1),
+        ("?artifactType=application/other", 0),
+    ] {
+        let (s, h, b) = reg.send(reg.request(
+            Method::GET,
+            &format!("/v2/admin/multi/referrers/{amd}{query}"),
+            Some(&token),
+        ));
+        assert_eq!(s, 200);
+        assert_eq!(header(&h, "content-type"), OCI_INDEX);
+        if !query.is_empty() {
+            assert_eq!(header(&h, "oci-filters-applied"), "artifactType");
+        }
+        let v: Value = serde_json::from_slice(&b).expect("referrers index");
+        let list = v["manifests"].as_array().expect("manifests");
+        assert_eq!(list.len(), expected, "{query}: {v}");
+        if expected == 1 {
+            assert_eq!(list[0]["digest"], digest(artifact.as_bytes()).as_str());
+            assert_eq!(list[0]["artifactType"], "application/spdx+json");
+            assert_eq!(list[0]["annotations"]["org.example.kind"], "sbom");
+        }
+    }
+
     // Cross-repository mount of a layer the caller may pull.
     let layer = digest(b"layer for amd64");
     let token2 = reg.token(
@@ -1518,4 +1568,148 @@ fn services_pull_registry_images_with_their_owners_rights() {
     for (cli, name) in [(&dev, "devsvc"), (&eve, "evesvc")] {
         cli.ok(&["service", "rm", name]);
     }
+}
+
+/// Uploads nobody finishes expire; deletes can be switched off.
+#[test]
+fn idle_uploads_expire_and_deletes_can_be_disabled() {
+    let reg = Registry::start_with(&[
+        ("CAPSTAN_REGISTRY_UPLOAD_TIMEOUT", "1s"),
+        ("CAPSTAN_REGISTRY_HOUSEKEEPING_INTERVAL", "1s"),
+        ("CAPSTAN_REGISTRY_DELETES", "off"),
+    ]);
+    reg.license();
+    let token = reg.token(admin(), &["repository:admin/idle:pull,push,delete"]);
+    let (s, h, _) =
+        reg.send(reg.request(Method::POST, "/v2/admin/idle/blobs/uploads/", Some(&token)));
+    assert_eq!(s, 202);
+    let location = header(&h, "location");
+    let (s, _, _) = reg.send(
+        reg.request(Method::PATCH, &location, Some(&token))
+            .body(vec![7u8; 1000]),
+    );
+    assert_eq!(s, 202);
+    wait_for("the idle upload expires", Duration::from_secs(20), || {
+        let (s, _, b) = reg.send(reg.request(Method::GET, &location, Some(&token)));
+        if s == 404 && error_code(&b) == "BLOB_UPLOAD_UNKNOWN" {
+            Ok(())
+        } else {
+            Err(format!("{s}"))
+        }
+    });
+    assert!(reg.uploads().is_empty(), "{:?}", reg.uploads());
+
+    let d = reg.push_image("admin/idle", "v1", &token, "amd64", b"kept");
+    for path in [
+        format!("/v2/admin/idle/manifests/{d}"),
+        "/v2/admin/idle/manifests/v1".to_string(),
+        format!("/v2/admin/idle/blobs/{}", digest(b"kept")),
+    ] {
+        let (s, _, b) = reg.send(reg.request(Method::DELETE, &path, Some(&token)));
+        assert_eq!((s, error_code(&b)), (405, "UNSUPPORTED".into()), "{path}");
+    }
+    let (s, _, _) = reg.send(reg.request(Method::GET, "/v2/admin/idle/manifests/v1", Some(&token)));
+    assert_eq!(s, 200);
+}
+
+/// Garbage collection running over and over while images are pushed, each
+/// reusing a layer that nothing references but the images pushed so far:
+/// every push that succeeded stays whole. (A layer no manifest references
+/// may be collected once older than the grace period; clients then upload
+/// it again, as they do when a HEAD says it is missing.)
+#[test]
+fn pushes_during_garbage_collection_lose_nothing() {
+    let reg = Registry::start_with(&[("CAPSTAN_REGISTRY_UPLOAD_TIMEOUT", "3s")]);
+    reg.license();
+    let token = reg.token(admin(), &["repository:admin/busy:pull,push"]);
+    let shared = b"a layer every image shares".to_vec();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let (collections, reuploads) = std::thread::scope(|scope| {
+        let collector = scope.spawn(|| {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (s, report) = reg.api(Method::POST, "/api/v0/gc", admin(), None);
+                assert_eq!(s, 200, "{report}");
+                runs += 1;
+            }
+            runs
+        });
+        let _stop = Stop(&stop);
+        let mut reuploads = 0;
+        for i in 0..20 {
+            let config = json!({"architecture": "amd64", "os": "linux", "n": i}).to_string();
+            let own = format!("layer {i}").into_bytes();
+            for blob in [config.as_bytes(), own.as_slice()] {
+                assert_eq!(reg.push_blob("admin/busy", &token, blob).0, 201);
+            }
+            // As clients do: ask whether the shared layer is there, upload
+            // it when it is not, then reference it.
+            let (s, _, _) = reg.send(reg.request(
+                Method::HEAD,
+                &format!("/v2/admin/busy/blobs/{}", digest(&shared)),
+                Some(&token),
+            ));
+            if s == 404 {
+                assert_eq!(reg.push_blob("admin/busy", &token, &shared).0, 201);
+                reuploads += 1;
+            }
+            let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config.as_bytes()), "size": config.len()},
+                "layers": [
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&shared), "size": shared.len()},
+                    {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&own), "size": own.len()}
+                ]}).to_string();
+            let (s, _, b) = reg.send(
+                reg.request(
+                    Method::PUT,
+                    &format!("/v2/admin/busy/manifests/t{i}"),
+                    Some(&token),
+                )
+                .header("content-type", OCI_MANIFEST)
+                .body(manifest),
+            );
+            assert_eq!(s, 201, "push {i}: {}", String::from_utf8_lossy(&b));
+            if i % 10 == 0 {
+                // Let the grace period pass: from now on only the marks
+                // keep what the images reference.
+                std::thread::sleep(Duration::from_millis(3100));
+            }
+        }
+        drop(_stop);
+        (collector.join().expect("collector thread"), reuploads)
+    });
+    assert!(collections > 0);
+    // Once the first image references it, the shared layer is never lost.
+    assert_eq!(
+        reuploads, 1,
+        "the shared layer was collected while referenced"
+    );
+    let (s, report) = reg.api(Method::POST, "/api/v0/gc", admin(), None);
+    assert_eq!(s, 200, "{report}");
+    for i in 0..20 {
+        let (s, _, body) = reg.send(reg.request(
+            Method::GET,
+            &format!("/v2/admin/busy/manifests/t{i}"),
+            Some(&token),
+        ));
+        assert_eq!(s, 200, "t{i}");
+        let m: Value = serde_json::from_slice(&body).expect("manifest");
+        let refs = std::iter::once(&m["config"]).chain(m["layers"].as_array().expect("layers"));
+        for r in refs {
+            let d = r["digest"].as_str().expect("digest");
+            let (s, _, blob) = reg.send(reg.request(
+                Method::GET,
+                &format!("/v2/admin/busy/blobs/{d}"),
+                Some(&token),
+            ));
+            assert_eq!((s, digest(&blob)), (200, d.to_string()), "t{i}");
+        }
+    }
+    reg.assert_storage_consistent();
 }

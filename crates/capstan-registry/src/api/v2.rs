@@ -865,6 +865,9 @@ async fn referrers(
     artifact_type: Option<&str>,
 ) -> RegistryResult<Response> {
     let subject = Digest::parse(digest)?;
+    // A `+` sent unencoded reads as a space; media types hold none.
+    let artifact_type = artifact_type.map(|t| t.replace(' ', "+"));
+    let artifact_type = artifact_type.as_deref();
     caller(reg, headers, repo, "pull").await?;
     existing_repo(reg, repo)?;
     let mut list = Vec::new();

@@ -47,6 +47,13 @@ pub fn config(
     config.ca_pem = read(dir.ca_cert())?;
     config.cert_pem = read(dir.node_cert())?;
     config.key_pem = read(dir.node_key())?;
+    if let Ok(v) = std::env::var("CAPSTAN_REGISTRY_DELETES") {
+        config.delete_enabled = match v.as_str() {
+            "on" | "true" | "1" => true,
+            "off" | "false" | "0" => false,
+            other => anyhow::bail!("CAPSTAN_REGISTRY_DELETES={other}: use on or off"),
+        };
+    }
     for (var, slot) in [
         (
             "CAPSTAN_REGISTRY_UPLOAD_TIMEOUT",
