@@ -6,9 +6,10 @@
 //! period, then marks every blob the remaining manifests reference.
 //! Garbage collection never blocks pushes for long and never removes a
 //! blob a push needs: it takes the write side of [`Registry::gc_lock`] only
-//! to compute the marks and the candidates, and it sweeps only blobs that
-//! were last written or used (HEAD, mount) before the collection began,
-//! minus the upload timeout — a push in flight touches what it reuses.
+//! to compute the marks and the candidates, and again to remove the files;
+//! it sweeps only blobs that were last written or used (HEAD, mount)
+//! before the collection began, minus the upload timeout, and that no
+//! repository links again — a push in flight touches what it reuses.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -79,18 +80,15 @@ pub async fn collect(reg: &Registry) -> RegistryResult<GcReport> {
         }
     }
     reg.meta.flush().await?;
+    // Pushes wait only while the files are removed: a push that linked or
+    // touched a candidate since the marks were taken keeps it.
+    let _sweep = reg.gc_lock.write().await;
+    let linked: HashSet<String> = reg.meta.all_links()?.into_iter().map(|(_, d)| d).collect();
     for (digest, size, _) in candidates {
-        // A push may have reused the blob since the marks were taken.
-        let _sweep = reg.gc_lock.write().await;
         let used = std::fs::metadata(reg.blobs.path(&digest))
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let relinked = reg
-            .meta
-            .all_links()?
-            .iter()
-            .any(|(_, d)| d == digest.as_str());
-        if used >= cutoff || relinked {
+        if used >= cutoff || linked.contains(digest.as_str()) {
             report.kept += 1;
             continue;
         }

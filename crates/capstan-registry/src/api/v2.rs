@@ -623,6 +623,13 @@ async fn get_blob(
 ) -> RegistryResult<Response> {
     let digest = Digest::parse(digest)?;
     caller(reg, headers, repo, "pull").await?;
+    // A HEAD precedes a push that references the blob: answer it and touch
+    // the blob where a collection cannot slip in between.
+    let _pushing = if head {
+        Some(reg.gc_lock.read().await)
+    } else {
+        None
+    };
     let size = match reg.blobs.size(&digest)? {
         Some(s) if reg.meta.linked(repo.as_str(), digest.as_str())? => s,
         _ => return Err(RegistryError::blob_unknown(digest.as_str())),
@@ -711,11 +718,10 @@ async fn start_upload(
         let source = RepoName::parse(from)?;
         // Mount only what the caller may pull from the source; otherwise
         // fall back to an ordinary upload, as the spec says.
-        if reg.permit(&auth, &source, "pull").await.is_ok()
-            && reg.meta.linked(source.as_str(), d.as_str())?
-            && reg.blobs.size(&d)?.is_some()
+        let allowed = reg.permit(&auth, &source, "pull").await.is_ok();
+        let _pushing = reg.gc_lock.read().await;
+        if allowed && reg.meta.linked(source.as_str(), d.as_str())? && reg.blobs.size(&d)?.is_some()
         {
-            let _pushing = reg.gc_lock.read().await;
             reg.blobs.touch(&d);
             reg.meta.link(repo.as_str(), d.as_str())?;
             reg.meta.flush().await?;
