@@ -372,16 +372,20 @@ pub struct BenchArgs {
     /// (100 simulated nodes with a 10,000-replica service, then 100 real
     /// replicas on this Docker engine against Docker Swarm), `authz` (RBAC
     /// decision latency over 10,000 grants), `gateway` (authenticated
-    /// requests per second over TLS from 64 connections) or `proxy` (the
+    /// requests per second over TLS from 64 connections), `proxy` (the
     /// Docker API proxy next to the local engine in swarm mode, with 200
-    /// services and 1,000 tasks on each).
+    /// services and 1,000 tasks on each) or `registry` (push and pull
+    /// throughput of an image of 10 layers of 20 MB, single and 32 pulls at
+    /// once, and peak memory, against Debian's `docker-registry`).
     pub what: String,
-    /// Seconds to run each measured phase.
+    /// Seconds to run each measured phase (`registry` runs a fixed
+    /// workload instead).
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
     /// Skip the peer: etcd for `store` (otherwise `etcd` must be on the
     /// PATH; on Debian: `apt-get install etcd-server`), the real-Docker phase
-    /// and its Docker Swarm comparison for `schedule`.
+    /// and its Docker Swarm comparison for `schedule`, `docker-registry`
+    /// for `registry` (on Debian: `apt-get install docker-registry`).
     #[arg(long)]
     pub no_peer: bool,
     /// Writes of distinct keys after the timed phases, before data-dir
@@ -392,10 +396,16 @@ pub struct BenchArgs {
     /// client on the leader) or `all` (spread over the three members).
     #[arg(long, value_enum, default_value_t = ClientsOn::Leader)]
     pub clients_on: ClientsOn,
-    /// Directory for the clusters' temporary data [default: the system
-    /// temporary directory]. Put it on the disk you want measured.
+    /// Directory for the clusters' temporary data (`store`, `registry`)
+    /// [default: the system temporary directory]. Put it on the disk you
+    /// want measured.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// `registry`: the license to install so that Capstan's registry
+    /// accepts pushes [default: the test license, which only builds with
+    /// debug assertions trust].
+    #[arg(long)]
+    pub license: Option<PathBuf>,
     /// Keep the clusters' data directories and logs after the run, for
     /// inspection (their path is printed on stderr).
     #[arg(long)]

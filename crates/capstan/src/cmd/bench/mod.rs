@@ -1,4 +1,6 @@
-//! `capstan bench schedule`, `authz`, `gateway` and `proxy`: see those modules.
+//! `capstan bench schedule`, `authz`, `gateway`, `proxy` and `registry`: see
+//! those modules (`registry` drives the registries through `distribution`,
+//! its peer is in `docker_registry`).
 //!
 //! `capstan bench store`: a three-manager Capstan cluster on loopback,
 //! then (unless `--no-peer`) a three-member etcd cluster, both driven with
@@ -12,10 +14,13 @@
 
 mod authz;
 mod cluster;
+mod distribution;
+mod docker_registry;
 mod etcd;
 mod gateway;
 mod process;
 mod proxy;
+mod registry;
 mod report;
 mod schedule;
 mod stats;
@@ -51,18 +56,31 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.what.as_str() {
         "store" => {}
         "authz" => return authz::run(),
-        "gateway" | "proxy" => {
-            let work = tempfile::Builder::new()
+        "gateway" | "proxy" | "registry" => {
+            // Before anything starts, so a missing license or peer costs nothing.
+            let registry_setup = if args.what == "registry" {
+                Some(registry::prepare(args.license.as_deref(), args.no_peer)?)
+            } else {
+                None
+            };
+            let mut builder = tempfile::Builder::new();
+            builder
                 .prefix("capstan-bench-")
-                .disable_cleanup(args.keep_work_dir)
-                .tempdir()
-                .context("create the benchmark's temporary directory")?;
+                .disable_cleanup(args.keep_work_dir);
+            let work = match (&args.work_dir, &registry_setup) {
+                // The registries' storage is what `--work-dir` places on a disk.
+                (Some(dir), Some(_)) => builder.tempdir_in(dir),
+                _ => builder.tempdir(),
+            }
+            .context("create the benchmark's temporary directory")?;
             let mut ports = Ports::default();
             let run = async {
-                if args.what == "proxy" {
-                    proxy::run(work.path(), &mut ports, args.seconds).await
-                } else {
-                    gateway::run(work.path(), &mut ports, args.seconds).await
+                match registry_setup {
+                    Some(setup) => registry::run(work.path(), &mut ports, setup).await,
+                    None if args.what == "proxy" => {
+                        proxy::run(work.path(), &mut ports, args.seconds).await
+                    }
+                    None => gateway::run(work.path(), &mut ports, args.seconds).await,
                 }
             };
             return tokio::select! {
@@ -74,7 +92,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             };
         }
         other => {
-            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz`, `gateway` or `proxy`")
+            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz`, `gateway`, `proxy` or `registry`")
         }
     }
     // Before anything starts, so a missing etcd costs nothing.

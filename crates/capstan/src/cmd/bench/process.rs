@@ -109,6 +109,22 @@ impl Process {
         Ok(kb * 1024)
     }
 
+    /// The most resident memory the process has had so far (`VmHWM`), in
+    /// bytes.
+    pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+        let kb = parse_status_kb(&status, "VmHWM")
+            .with_context(|| format!("{path} of {} has no VmHWM line", self.name))?;
+        Ok(kb * 1024)
+    }
+
+    /// CPU time the process has used so far (user and system), in
+    /// seconds.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        process_cpu_seconds(self.pid())
+    }
+
     /// The last `lines` lines of the process's log, for error messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -128,12 +144,62 @@ impl Drop for Process {
 
 /// The `VmRSS` of a `/proc/<pid>/status` text, in kB.
 pub fn parse_vm_rss_kb(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.trim_start_matches("VmRSS:")
+    parse_status_kb(status, "VmRSS")
+}
+
+/// The kB figure of line `field` of a `/proc/<pid>/status` text.
+pub fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+/// Clock ticks per second of `/proc` CPU times (`USER_HZ`, 100 on every
+/// Linux architecture the benchmarks run on).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time process `pid` has used so far (user and system), in seconds.
+pub fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    let ticks =
+        parse_stat_cpu_ticks(&stat).with_context(|| format!("{path} is not as expected"))?;
+    Ok(ticks as f64 / TICKS_PER_SECOND)
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line, in ticks.
+fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name may hold spaces and parentheses: count fields from
+    // the last `)`. After it come field 3 (state) onwards; utime is 14.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
         .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+        .collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU time every process on the machine has used since boot (all but
+/// idle and I/O wait, from `/proc/stat`), in seconds.
+pub fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+    let ticks = parse_busy_ticks(&stat).context("/proc/stat has no cpu line")?;
+    Ok(ticks as f64 / TICKS_PER_SECOND)
+}
+
+/// Busy ticks of the `cpu` line of `/proc/stat`: user, nice, system, irq,
+/// softirq and steal (guest time is already counted in user).
+fn parse_busy_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal
+    Some(v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?)
 }
 
 /// Bytes a directory tree takes on disk (allocated blocks, as `du` counts).
@@ -202,6 +268,21 @@ mod tests {
             "Name:\tcapstan\nVmPeak:\t  912345 kB\nVmRSS:\t   40964 kB\nRssAnon:\t 30000 kB\n";
         assert_eq!(parse_vm_rss_kb(status), Some(40_964));
         assert_eq!(parse_vm_rss_kb("Name:\tzombie\n"), None);
+        let status = "VmHWM:\t   81234 kB\nVmRSS:\t   40964 kB\n";
+        assert_eq!(parse_status_kb(status, "VmHWM"), Some(81_234));
+        assert_eq!(parse_status_kb(status, "VmRSS"), Some(40_964));
+        assert_eq!(parse_status_kb(status, "VmHW"), None);
+    }
+
+    #[test]
+    fn reads_cpu_times_from_proc() {
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 75 0 0 20 0 9 0";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(325));
+        assert_eq!(parse_stat_cpu_ticks("4242 (x) S 1"), None);
+        let proc_stat = "cpu  100 5 50 1000 40 3 2 1 0 0\ncpu0 50 2 25 500 20 1 1 0 0 0\n";
+        assert_eq!(parse_busy_ticks(proc_stat), Some(161));
+        assert!(process_cpu_seconds(std::process::id()).is_ok());
+        assert!(machine_busy_seconds().expect("/proc/stat") > 0.0);
     }
 
     #[test]
