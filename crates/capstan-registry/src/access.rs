@@ -114,6 +114,17 @@ pub fn parse_scope(scope: &str) -> Option<Access> {
     })
 }
 
+/// The scope a client asks a token for before doing `action` in `repo`
+/// (what a challenge names).
+pub fn repository_scope(repo: &RepoName, action: &str) -> String {
+    let actions = if action == "pull" {
+        "pull"
+    } else {
+        "pull,push"
+    };
+    format!("repository:{repo}:{actions}")
+}
+
 /// The actions `user` (or anonymous) may do in `repo`.
 pub fn allowed_actions(
     meta: &Meta,
@@ -238,14 +249,7 @@ impl Registry {
     /// Checks that the caller may do `action` in `repo`. A refusal does not
     /// tell an outsider whether a private repository exists.
     pub async fn permit(&self, auth: &Auth, repo: &RepoName, action: &str) -> RegistryResult<()> {
-        let scope = format!(
-            "repository:{repo}:{}",
-            if action == "pull" {
-                "pull"
-            } else {
-                "pull,push"
-            }
-        );
+        let scope = repository_scope(repo, action);
         let actions: Vec<String> = match &auth.grants {
             Some(grants) => {
                 let mut found = false;

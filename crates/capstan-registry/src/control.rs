@@ -91,19 +91,31 @@ impl ControlPlane {
         *self.directory.lock().await = None;
     }
 
-    async fn fetch_directory(&self) -> RegistryResult<DirectoryView> {
-        let resp = self
-            .client
-            .get(format!("{}/api/registry/directory", self.base))
-            .send()
-            .await
-            .map_err(|e| {
-                RegistryError::unavailable(format!("the control plane is unreachable: {e}"))
-            })?;
+    /// One call to the control plane: the status and body of its answer.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> RegistryResult<(reqwest::StatusCode, bytes::Bytes)> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            RegistryError::unavailable(format!("the control plane is unreachable: {e}"))
+        })?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| {
             RegistryError::unavailable(format!("the control plane answer broke: {e}"))
         })?;
+        Ok((status, body))
+    }
+
+    async fn fetch_directory(&self) -> RegistryResult<DirectoryView> {
+        let (status, body) = self
+            .call(reqwest::Method::GET, "/api/registry/directory", None)
+            .await?;
         if !status.is_success() {
             return Err(RegistryError::unavailable(format!(
                 "the control plane refused the registry ({status}): {}",
@@ -121,18 +133,9 @@ impl ControlPlane {
             csr,
         })
         .map_err(RegistryError::internal)?;
-        let resp = self
-            .client
-            .post(format!("{}/api/registry/announce", self.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                RegistryError::unavailable(format!("the control plane is unreachable: {e}"))
-            })?;
-        let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
+        let (status, body) = self
+            .call(reqwest::Method::POST, "/api/registry/announce", Some(body))
+            .await?;
         if !status.is_success() {
             return Err(RegistryError::unavailable(format!(
                 "the control plane refused the announcement ({status}): {}",
@@ -164,25 +167,19 @@ impl ControlPlane {
                 return Ok(Some(user.clone()));
             }
         }
-        let resp = self
-            .client
-            .post(format!("{}/api/registry/authenticate", self.base))
-            .header("content-type", "application/json")
-            .body(
-                serde_json::to_vec(&AuthenticateRequest {
-                    username: username.into(),
-                    password: password.into(),
-                    source,
-                })
-                .map_err(RegistryError::internal)?,
+        let request = serde_json::to_vec(&AuthenticateRequest {
+            username: username.into(),
+            password: password.into(),
+            source,
+        })
+        .map_err(RegistryError::internal)?;
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/registry/authenticate",
+                Some(request),
             )
-            .send()
-            .await
-            .map_err(|e| {
-                RegistryError::unavailable(format!("the control plane is unreachable: {e}"))
-            })?;
-        let status = resp.status();
-        let body = resp.bytes().await.unwrap_or_default();
+            .await?;
         match status.as_u16() {
             200 => {
                 let user: AuthenticatedUser =

@@ -338,31 +338,28 @@ async fn create(
     Ok((StatusCode::CREATED, Json(repo_json(&reg, &record))).into_response())
 }
 
-/// The repository and the caller's level in it; invisible is 404.
+/// The repository, when the caller may see it (else 404) and has at least
+/// `want` in it (else 403 saying they may not `what`).
 async fn open(
     reg: &Registry,
     headers: &HeaderMap,
-    ns: &str,
-    repo: &str,
-) -> RegistryResult<(RepoRecord, Option<String>, AccessLevel)> {
+    (ns, repo): (&str, &str),
+    want: AccessLevel,
+    what: &str,
+) -> RegistryResult<RepoRecord> {
     let user = who(reg, headers).await?;
     let full = format!("{ns}/{repo}");
     let record = reg.meta.repo(&full)?.ok_or_else(|| no_repo(&full))?;
     let dir = reg.control.directory().await?;
     let lvl = level(&dir, user.as_deref(), &record).ok_or_else(|| no_repo(&full))?;
-    Ok((record, user, lvl))
-}
-
-fn need(lvl: AccessLevel, want: AccessLevel, user: Option<&str>, what: &str) -> RegistryResult<()> {
-    if lvl >= want {
-        Ok(())
-    } else {
-        Err(not_authorized(format!(
+    if lvl < want {
+        return Err(not_authorized(format!(
             "{} may not {what}: it needs {} access",
-            user.unwrap_or("an anonymous user"),
+            user.as_deref().unwrap_or("an anonymous user"),
             want.as_str()
-        )))
+        )));
     }
+    Ok(record)
 }
 
 async fn get_repo(
@@ -370,7 +367,14 @@ async fn get_repo(
     headers: HeaderMap,
     Path((ns, repo)): Path<(String, String)>,
 ) -> RegistryResult<Response> {
-    let (record, _, _) = open(&reg, &headers, &ns, &repo).await?;
+    let record = open(
+        &reg,
+        &headers,
+        (&ns, &repo),
+        AccessLevel::ReadOnly,
+        "read it",
+    )
+    .await?;
     let mut v = repo_json(&reg, &record);
     v["storageBytes"] = serde_json::json!(crate::gc::storage_usage(&reg, &record.full_name())?);
     Ok(Json(v).into_response())
@@ -395,13 +399,14 @@ async fn patch_repo(
     Path((ns, repo)): Path<(String, String)>,
     bytes: Bytes,
 ) -> RegistryResult<Response> {
-    let (mut record, user, lvl) = open(&reg, &headers, &ns, &repo).await?;
-    need(
-        lvl,
+    let mut record = open(
+        &reg,
+        &headers,
+        (&ns, &repo),
         AccessLevel::Admin,
-        user.as_deref(),
         "edit the repository",
-    )?;
+    )
+    .await?;
     let p: RepoPatch = body(&bytes)?;
     if p.scan_on_push == Some(true) {
         return Err(err(
@@ -438,13 +443,14 @@ async fn delete_repo(
     headers: HeaderMap,
     Path((ns, repo)): Path<(String, String)>,
 ) -> RegistryResult<Response> {
-    let (record, user, lvl) = open(&reg, &headers, &ns, &repo).await?;
-    need(
-        lvl,
+    let record = open(
+        &reg,
+        &headers,
+        (&ns, &repo),
         AccessLevel::Admin,
-        user.as_deref(),
         "delete the repository",
-    )?;
+    )
+    .await?;
     reg.meta.delete_repo(&record.full_name())?;
     reg.meta.flush().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -455,7 +461,14 @@ async fn list_tags(
     headers: HeaderMap,
     Path((ns, repo)): Path<(String, String)>,
 ) -> RegistryResult<Response> {
-    let (record, _, _) = open(&reg, &headers, &ns, &repo).await?;
+    let record = open(
+        &reg,
+        &headers,
+        (&ns, &repo),
+        AccessLevel::ReadOnly,
+        "read it",
+    )
+    .await?;
     let full = record.full_name();
     let mut out = Vec::new();
     for (tag, t) in reg.meta.tags(&full)? {
@@ -470,7 +483,14 @@ async fn get_tag(
     headers: HeaderMap,
     Path((ns, repo, tag)): Path<(String, String, String)>,
 ) -> RegistryResult<Response> {
-    let (record, _, _) = open(&reg, &headers, &ns, &repo).await?;
+    let record = open(
+        &reg,
+        &headers,
+        (&ns, &repo),
+        AccessLevel::ReadOnly,
+        "read it",
+    )
+    .await?;
     let full = record.full_name();
     let t = reg.meta.tag(&full, &tag)?.ok_or_else(|| {
         err(
@@ -488,8 +508,14 @@ async fn delete_tag(
     headers: HeaderMap,
     Path((ns, repo, tag)): Path<(String, String, String)>,
 ) -> RegistryResult<Response> {
-    let (record, user, lvl) = open(&reg, &headers, &ns, &repo).await?;
-    need(lvl, AccessLevel::ReadWrite, user.as_deref(), "delete tags")?;
+    let record = open(
+        &reg,
+        &headers,
+        (&ns, &repo),
+        AccessLevel::ReadWrite,
+        "delete tags",
+    )
+    .await?;
     check_tag(&tag)?;
     if !reg.meta.delete_tag(&record.full_name(), &tag)? {
         return Err(err(
@@ -516,13 +542,14 @@ async fn list_team_access(
     headers: HeaderMap,
     Path((ns, repo)): Path<(String, String)>,
 ) -> RegistryResult<Response> {
-    let (record, user, lvl) = open(&reg, &headers, &ns, &repo).await?;
-    need(
-        lvl,
+    let record = open(
+        &reg,
+        &headers,
+        (&ns, &repo),
         AccessLevel::Admin,
-        user.as_deref(),
         "view the repository's access",
-    )?;
+    )
+    .await?;
     Ok(Json(team_access_json(&record)).into_response())
 }
 
@@ -540,13 +567,14 @@ async fn team_target(
     repo: &str,
     team: &str,
 ) -> RegistryResult<RepoRecord> {
-    let (record, user, lvl) = open(reg, headers, ns, repo).await?;
-    need(
-        lvl,
+    let record = open(
+        reg,
+        headers,
+        (ns, repo),
         AccessLevel::Admin,
-        user.as_deref(),
         "manage the repository's access",
-    )?;
+    )
+    .await?;
     if record.namespace_type != NamespaceKind::Organization {
         return Err(err(
             StatusCode::BAD_REQUEST,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::access::{allowed_actions, Auth};
+use crate::access::{allowed_actions, repository_scope, Auth};
 use crate::error::{RegistryError, RegistryResult};
 use crate::manifest::{self, MAX_MANIFEST, OCI_INDEX};
 use crate::meta::{ManifestRecord, RepoRecord, TagRecord, Visibility};
@@ -251,15 +251,9 @@ async fn caller(
     repo: &RepoName,
     action: &str,
 ) -> RegistryResult<Auth> {
-    let scope = format!(
-        "repository:{repo}:{}",
-        if action == "pull" {
-            "pull"
-        } else {
-            "pull,push"
-        }
-    );
-    let auth = reg.authenticate(headers, Some(&scope)).await?;
+    let auth = reg
+        .authenticate(headers, Some(&repository_scope(repo, action)))
+        .await?;
     reg.permit(&auth, repo, action).await?;
     Ok(auth)
 }
