@@ -114,11 +114,6 @@ impl RegistryError {
         e
     }
 
-    /// 400 `UNSUPPORTED` style refusal of a malformed request.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", message)
-    }
-
     /// 405 `UNSUPPORTED`.
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
