@@ -1,6 +1,7 @@
 //! Who is calling and what they may do: the registry's bearer tokens
 //! (Docker's token spec), scopes, and the permission decision they carry.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RegistryError, RegistryResult};
-use crate::meta::{Meta, Visibility};
+use crate::meta::{Meta, RepoRecord, Visibility};
 use crate::names::RepoName;
 use crate::Registry;
 
@@ -125,6 +126,24 @@ pub fn repository_scope(repo: &RepoName, action: &str) -> String {
     format!("repository:{repo}:{actions}")
 }
 
+/// The level `user` (or anonymous) has in a repository of namespace `ns`;
+/// `record` is `None` when the repository does not exist yet.
+pub fn access_level(
+    dir: &DirectoryView,
+    user: Option<&str>,
+    ns: &str,
+    record: Option<&RepoRecord>,
+) -> Option<AccessLevel> {
+    static NO_TEAMS: BTreeMap<String, AccessLevel> = BTreeMap::new();
+    repository_access(
+        dir,
+        user,
+        ns,
+        record.map(|r| r.visibility == Visibility::Public),
+        record.map_or(&NO_TEAMS, |r| &r.team_access),
+    )
+}
+
 /// The actions `user` (or anonymous) may do in `repo`.
 pub fn allowed_actions(
     meta: &Meta,
@@ -133,19 +152,14 @@ pub fn allowed_actions(
     repo: &RepoName,
 ) -> RegistryResult<Vec<&'static str>> {
     let record = meta.repo(repo.as_str())?;
-    let level = repository_access(
-        dir,
-        user,
-        repo.namespace(),
-        record.as_ref().map(|r| r.visibility == Visibility::Public),
-        &record.map(|r| r.team_access).unwrap_or_default(),
-    );
-    Ok(match level {
-        None => vec![],
-        Some(AccessLevel::ReadOnly) => vec!["pull"],
-        Some(AccessLevel::ReadWrite) => vec!["pull", "push", "delete"],
-        Some(AccessLevel::Admin) => vec!["pull", "push", "delete", "*"],
-    })
+    Ok(
+        match access_level(dir, user, repo.namespace(), record.as_ref()) {
+            None => vec![],
+            Some(AccessLevel::ReadOnly) => vec!["pull"],
+            Some(AccessLevel::ReadWrite) => vec!["pull", "push", "delete"],
+            Some(AccessLevel::Admin) => vec!["pull", "push", "delete", "*"],
+        },
+    )
 }
 
 /// The authenticated caller of one request.

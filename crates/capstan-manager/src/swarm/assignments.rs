@@ -5,7 +5,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use capstan_core::{decode, Config, Network, NodeId, Secret, Service, Table, Task, TaskState};
+use capstan_core::{decode, Config, Network, NodeId, Secret, Table, Task, TaskState};
 use capstan_proto::v1 as pb;
 
 use super::pull_ticket::Tickets;
@@ -85,13 +85,7 @@ fn assigned_task(
     let registry_auth = match state.sm.get(REGISTRY_AUTH_TABLE, &task.service_id)? {
         Some(o) => String::from_utf8_lossy(&state.swarm.secret_key.open(&o.value)?).into_owned(),
         // An image of this cluster's registry is pulled with the owner's rights.
-        None => match state.sm.get(Service::TABLE, &task.service_id)? {
-            Some(o) => decode::<Service>(&o.value)?
-                .owner
-                .and_then(|owner| tickets.auth_for(&task.spec.container.image, &owner))
-                .unwrap_or_default(),
-            None => String::new(),
-        },
+        None => tickets.auth_for(state, task)?.unwrap_or_default(),
     };
     Ok(pb::AssignedTask {
         task: raw,

@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::Engine as _;
-use capstan_core::registry::{repository_access, AccessLevel, DirectoryView, NamespaceKind};
+use capstan_core::registry::{AccessLevel, DirectoryView, NamespaceKind};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use crate::access::basic_credentials;
+use crate::access::{access_level, basic_credentials};
 use crate::error::{RegistryError, RegistryResult};
 use crate::meta::{ManifestRecord, RepoRecord, TagRecord, Visibility};
 use crate::names::{check_tag, RepoName};
@@ -106,13 +106,7 @@ async fn who(reg: &Registry, headers: &HeaderMap) -> RegistryResult<Option<Strin
 }
 
 fn level(dir: &DirectoryView, user: Option<&str>, r: &RepoRecord) -> Option<AccessLevel> {
-    repository_access(
-        dir,
-        user,
-        &r.namespace,
-        Some(r.visibility == Visibility::Public),
-        &r.team_access,
-    )
+    access_level(dir, user, &r.namespace, Some(r))
 }
 
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> RegistryResult<T> {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::access::{allowed_actions, repository_scope, Auth};
+use crate::access::{access_level, repository_scope, Auth};
 use crate::error::{RegistryError, RegistryResult};
 use crate::manifest::{self, MAX_MANIFEST, OCI_INDEX};
 use crate::meta::{ManifestRecord, RepoRecord, TagRecord, Visibility};
@@ -107,11 +107,8 @@ pub async fn catalog(
     let dir = reg.control.directory().await?;
     let mut names = Vec::new();
     for r in reg.meta.repos()? {
-        let name = r.full_name();
-        if let Ok(repo) = RepoName::parse(&name) {
-            if allowed_actions(&reg.meta, &dir, auth.user.as_deref(), &repo)?.contains(&"pull") {
-                names.push(name);
-            }
+        if access_level(&dir, auth.user.as_deref(), &r.namespace, Some(&r)).is_some() {
+            names.push(r.full_name());
         }
     }
     names.sort();
