@@ -77,6 +77,8 @@ install_prerequisites() {
 	apt_install busybox-static file tar shellcheck curl
 	# skopeo: the registry tests' second client (copies, inspect, multi-arch).
 	apt_install skopeo
+	# notary: the content trust tests' independent Notary client.
+	apt_install notary
 	command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
 
 	# schemathesis fuzzes the gateway's REST API from its OpenAPI document.

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use capstan_testkit::Harness;
 use docker::Docker;
-use gateway::{Gateway, ADMIN_PASSWORD};
-use registry::{digest, import_image, Registry};
+use gateway::ADMIN_PASSWORD;
+use registry::{digest, import_image, member, org, team, Registry};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -43,45 +43,6 @@ fn error_code(body: &[u8]) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-fn org(gw: &Gateway, name: &str) {
-    let (s, b) = gw.call(
-        Method::POST,
-        "/accounts",
-        Some(&gw.admin),
-        Some(json!({"name": name, "isOrg": true})),
-    );
-    assert_eq!(s, 201, "create org {name}: {b}");
-}
-
-fn member(gw: &Gateway, org: &str, user: &str, owner: bool) {
-    let (s, b) = gw.call(
-        Method::PUT,
-        &format!("/accounts/{org}/members/{user}"),
-        Some(&gw.admin),
-        Some(json!({"isAdmin": owner})),
-    );
-    assert_eq!(s, 200, "add {user} to {org}: {b}");
-}
-
-fn team(gw: &Gateway, org: &str, team: &str, members: &[&str]) {
-    let (s, b) = gw.call(
-        Method::POST,
-        &format!("/accounts/{org}/teams"),
-        Some(&gw.admin),
-        Some(json!({"name": team})),
-    );
-    assert_eq!(s, 201, "create team {org}/{team}: {b}");
-    for m in members {
-        let (s, b) = gw.call(
-            Method::PUT,
-            &format!("/accounts/{org}/teams/{team}/members/{m}"),
-            Some(&gw.admin),
-            Some(json!({})),
-        );
-        assert_eq!(s, 200, "add {m} to {org}/{team}: {b}");
-    }
 }
 
 /// Seed tutorial step 6: the org owner's repository, the push refused

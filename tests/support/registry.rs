@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, Response};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::gateway::{Gateway, ADMIN_PASSWORD};
@@ -438,7 +438,8 @@ impl Registry {
 
 /// The local engine's `docker` CLI with one user's credentials.
 pub struct DockerUser {
-    dir: PathBuf,
+    /// Its configuration folder (`--config`).
+    pub dir: PathBuf,
 }
 
 /// What a command printed.
@@ -452,7 +453,13 @@ pub struct Out {
 impl DockerUser {
     /// Runs `docker --config <dir> <args>`, with `stdin` fed in.
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        self.run_env(&[], args, stdin)
+    }
+
+    /// [`Self::run`] with extra environment.
+    pub fn run_env(&self, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Out {
         let mut c = Command::new("docker");
+        c.envs(env.iter().copied());
         c.arg("--config")
             .arg(&self.dir)
             .args(args)
@@ -496,6 +503,48 @@ impl DockerUser {
             &["login", host, "-u", user, "--password-stdin"],
             Some(password),
         )
+    }
+}
+
+/// Creates organisation `name` (as admin).
+pub fn org(gw: &Gateway, name: &str) {
+    let (s, b) = gw.call(
+        Method::POST,
+        "/accounts",
+        Some(&gw.admin),
+        Some(json!({"name": name, "isOrg": true})),
+    );
+    assert_eq!(s, 201, "create org {name}: {b}");
+}
+
+/// Adds `user` to `org` (as an owner when `owner`).
+pub fn member(gw: &Gateway, org: &str, user: &str, owner: bool) {
+    let (s, b) = gw.call(
+        Method::PUT,
+        &format!("/accounts/{org}/members/{user}"),
+        Some(&gw.admin),
+        Some(json!({"isAdmin": owner})),
+    );
+    assert_eq!(s, 200, "add {user} to {org}: {b}");
+}
+
+/// Creates team `org/team` with `members` (as admin).
+pub fn team(gw: &Gateway, org: &str, team: &str, members: &[&str]) {
+    let (s, b) = gw.call(
+        Method::POST,
+        &format!("/accounts/{org}/teams"),
+        Some(&gw.admin),
+        Some(json!({"name": team})),
+    );
+    assert_eq!(s, 201, "create team {org}/{team}: {b}");
+    for m in members {
+        let (s, b) = gw.call(
+            Method::PUT,
+            &format!("/accounts/{org}/teams/{team}/members/{m}"),
+            Some(&gw.admin),
+            Some(json!({})),
+        );
+        assert_eq!(s, 200, "add {m} to {org}/{team}: {b}");
     }
 }
 

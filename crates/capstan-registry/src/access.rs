@@ -263,14 +263,37 @@ impl Registry {
     /// Checks that the caller may do `action` in `repo`. A refusal does not
     /// tell an outsider whether a private repository exists.
     pub async fn permit(&self, auth: &Auth, repo: &RepoName, action: &str) -> RegistryResult<()> {
-        let scope = repository_scope(repo, action);
+        self.permit_scoped(auth, repo.as_str(), repo, action).await
+    }
+
+    /// [`Self::permit`] for a resource a token names `scope_name` (a trust
+    /// GUN names its repository with the registry host in front).
+    pub async fn permit_scoped(
+        &self,
+        auth: &Auth,
+        scope_name: &str,
+        repo: &RepoName,
+        action: &str,
+    ) -> RegistryResult<()> {
+        let scope = if scope_name == repo.as_str() {
+            repository_scope(repo, action)
+        } else {
+            format!(
+                "repository:{scope_name}:{}",
+                if action == "pull" {
+                    "pull"
+                } else {
+                    "push,pull"
+                }
+            )
+        };
         let actions: Vec<String> = match &auth.grants {
             Some(grants) => {
                 let mut found = false;
                 let mut acts = vec![];
                 for g in grants
                     .iter()
-                    .filter(|g| g.kind == "repository" && g.name == repo.as_str())
+                    .filter(|g| g.kind == "repository" && g.name == scope_name)
                 {
                     found = true;
                     acts.extend(g.actions.iter().cloned());

@@ -1,7 +1,8 @@
 //! Capstan's image registry (MSR/DTR): the OCI distribution API with
 //! Docker's token authentication, repositories and team permissions over
 //! the control plane's users, organisations, teams and license, and the
-//! DTR-style repository API.
+//! DTR-style repository API, and the repositories' content trust data
+//! (a Notary v1 server, [`trust`]).
 //!
 //! The registry keeps blobs on the filesystem ([`blobs`]) and repository,
 //! manifest and tag records in its own sled database ([`meta`]); accounts
@@ -17,6 +18,7 @@ pub mod manifest;
 pub mod meta;
 pub mod names;
 pub mod server;
+pub mod trust;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,6 +90,8 @@ pub struct Registry {
     pub tokens: access::Tokens,
     /// The control plane.
     pub control: control::ControlPlane,
+    /// Content trust data (Notary).
+    pub trust: trust::TrustStore,
     /// Serialises garbage collection against the pushes it must not race.
     pub gc_lock: tokio::sync::RwLock<()>,
 }
@@ -129,6 +133,7 @@ impl Registry {
         let blobs = Arc::new(blobs::BlobStore::open(&config.root).map_err(storage)?);
         let meta =
             meta::Meta::open(&config.root.join("meta")).map_err(|e| StartError::Meta(e.message))?;
+        let trust = trust::TrustStore::open(meta.db()).map_err(|e| StartError::Meta(e.message))?;
         let tokens = access::Tokens::load_or_create(
             &config.root.join("token.key"),
             &config.service,
@@ -146,6 +151,7 @@ impl Registry {
             uploads: blobs::Uploads::new(blobs.clone(), config.upload_timeout),
             blobs,
             meta,
+            trust,
             tokens,
             control,
             gc_lock: tokio::sync::RwLock::new(()),

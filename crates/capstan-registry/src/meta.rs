@@ -187,6 +187,11 @@ impl Meta {
         })
     }
 
+    /// The database, for the trees other stores keep in it.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Makes what was written durable before the caller answers.
     pub async fn flush(&self) -> RegistryResult<()> {
         self.db.flush_async().await?;

@@ -194,6 +194,56 @@ impl fmt::Display for Reference {
     }
 }
 
+/// A trust GUN: `<registry host>/<namespace>/<repository>`, the name the
+/// docker CLI gives a repository's trust data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gun {
+    full: String,
+    repo: RepoName,
+}
+
+impl Gun {
+    /// Checks a GUN: a host (letters, digits, `.`, `-`, `:`, `[`, `]`)
+    /// then a repository name.
+    pub fn parse(gun: &str) -> RegistryResult<Self> {
+        let Some((host, repo)) = gun.split_once('/') else {
+            return Err(RegistryError::name_invalid(format!(
+                "invalid trust name {gun:?}: use <registry host>/<namespace>/<repository>"
+            )));
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 255
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if !host_ok {
+            return Err(RegistryError::name_invalid(format!(
+                "invalid trust name {gun:?}: {host:?} is not a registry host"
+            )));
+        }
+        Ok(Self {
+            full: gun.to_string(),
+            repo: RepoName::parse(repo)?,
+        })
+    }
+
+    /// The whole GUN.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+
+    /// The repository it is the trust data of.
+    pub fn repo(&self) -> &RepoName {
+        &self.repo
+    }
+}
+
+impl fmt::Display for Gun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

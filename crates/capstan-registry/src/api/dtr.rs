@@ -152,14 +152,18 @@ fn tag_json(
         .and_then(|m| m.platforms.first())
         .cloned()
         .unwrap_or_default();
+    let trust = RepoName::parse(repo)
+        .map(|r| reg.trust.tag(&r, tag, &t.digest))
+        .unwrap_or_default();
     serde_json::json!({
         "name": tag,
         "digest": t.digest,
         "author": t.pushed_by,
         "createdAt": rfc3339(t.created_at),
         "updatedAt": rfc3339(t.pushed_at),
-        "hashMismatch": false,
-        "inNotary": false,
+        "hashMismatch": trust.hash_mismatch,
+        "inNotary": trust.signed,
+        "signers": trust.roles,
         "manifest": {
             "digest": t.digest,
             "mediaType": m.map(|m| m.media_type.clone()).unwrap_or_default(),
@@ -446,6 +450,9 @@ async fn delete_repo(
     )
     .await?;
     reg.meta.delete_repo(&record.full_name())?;
+    if let Ok(name) = RepoName::parse(&record.full_name()) {
+        reg.trust.forget_repository(&name).await?;
+    }
     reg.meta.flush().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

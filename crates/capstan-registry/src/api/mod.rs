@@ -1,8 +1,10 @@
 //! The registry's HTTP routes: the distribution API under `/v2/`, the
-//! token endpoint, and the DTR-style repository API under `/api/v0/`.
+//! token endpoint, the Notary v1 trust API under `/v2/<gun>/_trust/`, and
+//! the DTR-style repository API under `/api/v0/`.
 
 mod dtr;
 mod token;
+mod trust;
 mod v2;
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::access::{allowed_actions, basic_credentials, parse_scope, Access, Claims, ISSUER};
 use crate::error::{RegistryError, RegistryResult};
-use crate::names::RepoName;
+use crate::names::{Gun, RepoName};
 use crate::server::Peer;
 use crate::Registry;
 
@@ -174,7 +174,9 @@ async fn issue(
             ));
         };
         let granted: Vec<String> = match want.kind.as_str() {
-            "repository" => match RepoName::parse(&want.name) {
+            "repository" => match RepoName::parse(&want.name)
+                .or_else(|_| Gun::parse(&want.name).map(|g| g.repo().clone()))
+            {
                 Ok(repo) => {
                     let allowed = allowed_actions(&reg.meta, &dir, user.as_deref(), &repo)?;
                     want.actions

@@ -164,6 +164,11 @@ pub async fn dispatch(
     body: Body,
 ) -> Response {
     let rest = uri.path().strip_prefix("/v2/").unwrap_or_default();
+    if let Some((gun, file)) = super::trust::split(rest) {
+        return super::trust::handle(&reg, &method, gun, file, &headers, body)
+            .await
+            .into_response();
+    }
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let result = match route(rest) {
         None => Err(RegistryError::new(
