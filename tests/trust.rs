@@ -1,9 +1,11 @@
 //! Content trust with real clients: `DOCKER_CONTENT_TRUST=1 docker push`
 //! and `pull` against a Capstan registry, `docker trust inspect`, a signer
 //! added from a client bundle's certificate signing with the bundle's
-//! key, the Debian `notary` client reading the same data, and tampered
-//! updates refused.
+//! key, the Debian `notary` client reading the same data, tampered
+//! updates refused, and "run only signed images" enforced on services.
 
+#[path = "support/docker.rs"]
+mod docker;
 #[path = "support/gateway.rs"]
 mod gateway;
 #[path = "support/registry.rs"]
@@ -12,8 +14,11 @@ mod registry;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use capstan_testkit::Harness;
+use docker::Docker;
 use registry::{import_image, member, org, team, DockerUser, Registry};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -573,3 +578,182 @@ fn tampered_updates_are_refused_and_change_nothing() {
     );
 }
 
+fn set_trust(reg: &Registry, teams: &[&str]) {
+    let list: Vec<String> = teams.iter().map(|t| format!("{t:?}")).collect();
+    let toml = format!(
+        "[trust_configuration]\nrequire_content_trust = true\nrequire_signature_from = [{}]\n",
+        list.join(", ")
+    );
+    let (s, b) = reg.gw.raw(
+        Method::PUT,
+        "/api/ucp/config-toml",
+        Some(&reg.gw.admin),
+        "application/toml",
+        toml.into_bytes(),
+    );
+    assert_eq!(s, 200, "config-toml: {b}");
+}
+
+fn wait_running(cli: &Docker, service: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ps = cli.ok(&["service", "ps", service, "--format", "{{.CurrentState}}"]);
+        if ps.lines().any(|l| l.starts_with("Running")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{service} never ran: {ps}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Seed tutorial step 7: with "run only signed images" and a required
+/// team, an unsigned image, one signed only with the repository key and
+/// one signed by a member of another team are refused with a message the
+/// docker CLI shows (and audited); one signed by a member of the team runs,
+/// pinned to the signed digest; changing the setting leaves it running.
+#[test]
+fn only_images_signed_by_the_required_team_run() {
+    let harness = Harness::new().expect("test harness");
+    let reg = Registry::start_in_up();
+    harness.sweep_label(format!("com.capstan.node.id={}", reg.gw.node_id()));
+    reg.license();
+    lab(&reg);
+    let gw = &reg.gw;
+    let alice = cli_user(&reg, "alice", ALICE_PW);
+    let repo = format!("{}/docker-dca/app", reg.host);
+    let image = |tag: &str| {
+        let i = format!("{repo}:{tag}");
+        import_image(&i, reg.work(), &format!("enforce-{tag}"));
+        i
+    };
+    let by_owner = image("owner");
+    let out = alice.run_env(&trust_env(ALICE_PASSPHRASE), &["push", &by_owner], None);
+    assert!(out.ok, "signed push: {}", out.text);
+    let bob = bundle_signer(&reg, &alice, &repo, "bob", BOB_PW);
+    let carol = bundle_signer(&reg, &alice, &repo, "carol", CAROL_PW);
+    let by_ops = image("ops");
+    let out = carol.run_env(
+        &trust_env(SIGNER_PASSPHRASE),
+        &["trust", "sign", &by_ops],
+        None,
+    );
+    assert!(out.ok, "carol signs: {}", out.text);
+    let ops_digest = signed_tags(&inspect(&alice, &by_ops))["ops"].0.clone();
+    let by_dev = image("dev");
+    let out = bob.run_env(
+        &trust_env(SIGNER_PASSPHRASE),
+        &["trust", "sign", &by_dev],
+        None,
+    );
+    assert!(out.ok, "bob signs: {}", out.text);
+    let unsigned = image("unsigned");
+    alice.ok(&["push", &unsigned]);
+
+    set_trust(&reg, &["docker-dca/ops"]);
+    let cli = Docker::with_token(gw, &gw.login("alice", ALICE_PW).expect("alice logs in"));
+    let create = |name: &str, img: &str| {
+        cli.run(&[
+            "service",
+            "create",
+            "-d",
+            "--no-resolve-image",
+            "--name",
+            name,
+            img,
+            "/bin/busybox",
+            "sleep",
+            "300",
+        ])
+    };
+    for (img, needle) in [
+        (&unsigned, "is not signed".to_string()),
+        (
+            &by_owner,
+            "signed by keys that belong to no user's client bundle".to_string(),
+        ),
+        (
+            &by_dev,
+            "is signed by bob, but a signature from a member of docker-dca/ops is required"
+                .to_string(),
+        ),
+    ] {
+        let r = create("refused", img);
+        assert!(!r.ok, "{img} ran: {}", r.stdout);
+        assert!(
+            r.stderr.contains("content trust is required")
+                && r.stderr.contains(img.as_str())
+                && r.stderr.contains(&needle),
+            "{img}: {}",
+            r.stderr
+        );
+    }
+    let r = cli.run(&["run", "-d", &unsigned, "/bin/busybox", "sleep", "300"]);
+    assert!(
+        !r.ok && r.stderr.contains("is not signed"),
+        "docker run of an unsigned image: {}{}",
+        r.stdout,
+        r.stderr
+    );
+
+    let r = create("signed", &by_ops);
+    assert!(r.ok, "the ops-signed image was refused: {}", r.stderr);
+    wait_running(&cli, "signed");
+    let pinned = cli.ok(&[
+        "service",
+        "inspect",
+        "signed",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+    ]);
+    assert_eq!(pinned.trim(), format!("{by_ops}@sha256:{ops_digest}"));
+
+    let refusals: Vec<Value> = gw
+        .audit()
+        .into_iter()
+        .filter(|e| e["operation"] == "content-trust")
+        .collect();
+    for img in [&unsigned, &by_owner, &by_dev] {
+        assert!(
+            refusals.iter().any(|e| e["decision"] == "deny"
+                && e["object"] == img.as_str()
+                && e["actor"] == "alice"),
+            "no audited refusal of {img}: {refusals:?}"
+        );
+    }
+
+    // Requiring another team does not stop what runs, nor its scaling.
+    // (Bob's later signature of targets/releases, which lists the ops tag
+    // too, vouches for it as well, so the new team is one nobody signed for.)
+    team(gw, "docker-dca", "qa", &[]);
+    set_trust(&reg, &["docker-dca/qa"]);
+    cli.ok(&["service", "scale", "-d", "signed=2"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ps = cli.ok(&[
+            "service",
+            "ps",
+            "signed",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.CurrentState}}",
+        ]);
+        if ps.lines().filter(|l| l.starts_with("Running")).count() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the signed service did not scale: {ps}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let r = create("ops-again", &by_ops);
+    assert!(
+        !r.ok
+            && r.stderr
+                .contains("a signature from a member of docker-dca/qa is required"),
+        "{}",
+        r.stderr
+    );
+    cli.ok(&["service", "rm", "signed"]);
+}

@@ -194,6 +194,16 @@ impl Caller {
         self.audit.update(|n| n.always = true);
     }
 
+    /// Records a refusal decided outside RBAC (an unsigned image): the
+    /// request is audited as denied, under `operation`, on `object`.
+    pub fn note_refusal(&self, operation: &str, object: &str) {
+        self.audit.update(|n| {
+            n.operation = Some(operation.to_string());
+            n.object = Some(object.to_string());
+            n.denied = true;
+        });
+    }
+
     /// Records the object acted on after the fact (e.g. a generated id).
     pub fn note_object(&self, object: &str) {
         self.audit.update(|n| n.object = Some(object.to_string()));

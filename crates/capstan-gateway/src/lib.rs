@@ -24,6 +24,7 @@ pub mod observe;
 pub mod seed;
 pub mod server;
 pub mod session;
+pub mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;

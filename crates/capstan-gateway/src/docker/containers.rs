@@ -913,6 +913,9 @@ async fn create(
     for sub in sub_operations(&config) {
         caller.authorize(op_named(sub), Resource::Collection(&collection), &what)?;
     }
+    if let Some(signed) = crate::trust::check_image(&gw, &caller, &image).await? {
+        config.insert("Image".into(), Value::String(signed));
+    }
     let nodes = engine::nodes(&gw).await?;
     let engines = engine::reachable(&nodes);
     let (found, _) = cluster_containers(&gw, &version, &engines, "all=1").await?;

@@ -32,6 +32,7 @@ use crate::api::op;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiQuery, RawBody};
+use crate::trust;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -328,6 +329,9 @@ async fn create(
     )?;
     check_bind_mounts(&caller, &spec, &path)?;
     check_references(&gw, &caller, &mut spec).await?;
+    if let Some(signed) = trust::check_image(&gw, &caller, &spec.task.container.image).await? {
+        spec.task.container.image = signed;
+    }
     let request = pb::CreateServiceRequest {
         spec: spec_bytes(&spec)?,
         registry_auth: registry_auth(&headers),
@@ -415,6 +419,13 @@ async fn checked_update_spec(
     };
     check_bind_mounts(caller, &spec, &path)?;
     check_references(gw, caller, &mut spec).await?;
+    // A new image must be signed; an update that keeps the image (a scale)
+    // leaves a running service alone when the trust settings change.
+    if spec.task.container.image != current.spec.task.container.image {
+        if let Some(signed) = trust::check_image(gw, caller, &spec.task.container.image).await? {
+            spec.task.container.image = signed;
+        }
+    }
     Ok((spec, warnings))
 }
 
