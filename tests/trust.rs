@@ -485,6 +485,94 @@ fn tampered_updates_are_refused_and_change_nothing() {
         );
     }
 
+    // Bad input: a clear error in the registry's error shape, nothing stored.
+    let raw = |content_type: &str, body: &[u8]| {
+        let (s, _, b) = reg.send(
+            reg.request(
+                Method::POST,
+                &format!("/v2/{gun}/_trust/tuf/"),
+                Some(&alice),
+            )
+            .header("content-type", content_type)
+            .body(body.to_vec()),
+        );
+        (
+            s,
+            serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+        )
+    };
+    let (s, b) = raw("application/json", b"{}");
+    assert_eq!(
+        (s, b["errors"][0]["code"].clone()),
+        (400, json!("MALFORMED_UPLOAD")),
+        "{b}"
+    );
+    let no_name = reqwest::blocking::multipart::Form::new().part(
+        "files",
+        reqwest::blocking::multipart::Part::bytes(t1.clone()),
+    );
+    let (s, _, b) = reg.send(
+        reg.request(
+            Method::POST,
+            &format!("/v2/{gun}/_trust/tuf/"),
+            Some(&alice),
+        )
+        .multipart(no_name),
+    );
+    assert_eq!(s, 400, "{}", String::from_utf8_lossy(&b));
+    assert!(String::from_utf8_lossy(&b).contains("NO_FILENAME"));
+    let (s, b) = publish(
+        &reg,
+        &gun,
+        Some(&alice),
+        vec![("targets/../root", t1.clone())],
+    );
+    assert_eq!(
+        (s, b["errors"][0]["code"].clone()),
+        (400, json!("INVALID_ROLE")),
+        "{b}"
+    );
+    let (s, b) = publish(
+        &reg,
+        &gun,
+        Some(&alice),
+        vec![("targets", b"not json".to_vec())],
+    );
+    assert_eq!(
+        (s, b["errors"][0]["code"].clone()),
+        (400, json!("MALFORMED_JSON")),
+        "{b}"
+    );
+    let (s, b) = publish(&reg, &gun, Some(&alice), vec![("timestamp", t1.clone())]);
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signed by the server"),
+        "{b}"
+    );
+    let (s, _, b) = reg.send(reg.request(
+        Method::GET,
+        &format!("/v2/{}/Docker-DCA/app/_trust/tuf/root.json", reg.host),
+        Some(&alice),
+    ));
+    assert_eq!(s, 400, "{}", String::from_utf8_lossy(&b));
+    assert!(String::from_utf8_lossy(&b).contains("NAME_INVALID"));
+    let other = format!("{}/docker-dca/other", reg.host);
+    let owner_token = reg.token(
+        Some(("alice", ALICE_PW)),
+        &[&format!("repository:{other}:pull")],
+    );
+    let (s, b) = fetch(&reg, &other, &owner_token, "root.json");
+    assert_eq!(s, 404, "{}", String::from_utf8_lossy(&b));
+    assert!(String::from_utf8_lossy(&b).contains("METADATA_NOT_FOUND"));
+    assert_eq!(
+        fetch(&reg, &gun, &alice, "targets.json").1,
+        t1,
+        "bad input changed targets"
+    );
+
     // Who may publish: not anonymous callers, not users without push.
     let (s, b) = publish(&reg, &gun, None, vec![("targets", t1.clone())]);
     assert_eq!(s, 401, "{b}");

@@ -81,7 +81,7 @@ fn refuse(caller: &Caller, image: &str, why: String) -> ApiError {
 /// digest, or a refusal naming the image and the missing signature (and
 /// audited as denied).
 pub async fn check_image(gw: &Gateway, caller: &Caller, image: &str) -> ApiResult<Option<String>> {
-    let snap = gw.directory.get();
+    let snap = &caller.snap;
     let cfg = &snap.config.trust_configuration;
     if !cfg.require_content_trust {
         return Ok(None);
@@ -145,11 +145,11 @@ pub async fn check_image(gw: &Gateway, caller: &Caller, image: &str) -> ApiResul
         .filter(|s| s.meta.sha256_hex().as_deref() == Some(hex.as_str()))
         .collect();
     if !cfg.require_signature_from.is_empty() {
-        let signers = signer_names(&snap, &same);
+        let signers = signer_names(snap, &same);
         let ok = signers.iter().any(|u| {
             cfg.require_signature_from
                 .iter()
-                .any(|t| in_team(&snap, u, t))
+                .any(|t| in_team(snap, u, t))
         });
         if !ok {
             let by = if signers.is_empty() {

@@ -278,14 +278,12 @@ impl Registry {
         let scope = if scope_name == repo.as_str() {
             repository_scope(repo, action)
         } else {
-            format!(
-                "repository:{scope_name}:{}",
-                if action == "pull" {
-                    "pull"
-                } else {
-                    "push,pull"
-                }
-            )
+            let actions = match action {
+                "pull" => "pull",
+                "*" => "*",
+                _ => "push,pull",
+            };
+            format!("repository:{scope_name}:{actions}")
         };
         let actions: Vec<String> = match &auth.grants {
             Some(grants) => {

@@ -223,6 +223,9 @@ impl TrustStore {
     /// the snapshot or is close to expiry.
     pub async fn timestamp(&self, gun: &Gun) -> RegistryResult<Option<Vec<u8>>> {
         let g = gun.as_str();
+        if update::timestamp_is_current(&self.snapshot_of(g), OffsetDateTime::now_utc()) {
+            return self.current(g, role::TIMESTAMP);
+        }
         let _held = self.lock.lock().await;
         let ts = self.server_keys(g, role::TIMESTAMP)?;
         let keys = ServerKeys {
@@ -305,24 +308,35 @@ impl TrustStore {
         Ok(Verified::check(&files, OffsetDateTime::now_utc()).ok())
     }
 
-    /// How `tag` (whose manifest is `digest`) stands in the trust data of
-    /// every GUN of `repo`.
-    pub fn tag(&self, repo: &RepoName, tag: &str, digest: &str) -> TagTrust {
+    /// The verified trust data of every GUN of `repo`, read once to
+    /// answer for many tags.
+    pub fn repository(&self, repo: &RepoName) -> RepoTrust {
+        RepoTrust(
+            self.guns(repo)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|gun| self.verified(gun).ok().flatten())
+                .collect(),
+        )
+    }
+}
+
+/// A repository's verified trust data (see [`TrustStore::repository`]).
+#[derive(Default)]
+pub struct RepoTrust(Vec<Verified>);
+
+impl RepoTrust {
+    /// How `tag`, whose manifest is `digest`, stands.
+    pub fn tag(&self, tag: &str, digest: &str) -> TagTrust {
         let mut out = TagTrust::default();
-        let guns = self.guns(repo).unwrap_or_default();
-        for gun in guns {
-            let Ok(Some(v)) = self.verified(&gun) else {
-                continue;
-            };
-            for s in v.lookup(tag) {
-                out.signed = true;
-                let signed = s.meta.sha256_hex().map(|h| format!("sha256:{h}"));
-                if signed.as_deref() != Some(digest) {
-                    out.hash_mismatch = true;
-                }
-                if !out.roles.contains(&s.role) {
-                    out.roles.push(s.role);
-                }
+        for s in self.0.iter().flat_map(|v| v.lookup(tag)) {
+            out.signed = true;
+            let signed = s.meta.sha256_hex().map(|h| format!("sha256:{h}"));
+            if signed.as_deref() != Some(digest) {
+                out.hash_mismatch = true;
+            }
+            if !out.roles.contains(&s.role) {
+                out.roles.push(s.role);
             }
         }
         out

@@ -163,29 +163,45 @@ pub fn validate(
     Ok(writes)
 }
 
-/// A timestamp to store when the current one is missing, no longer pins
-/// the current snapshot, or is within [`TIMESTAMP_RENEW_DAYS`] of expiry;
-/// `None` when the current one will do.
+/// Whether the stored timestamp will do: it pins the current snapshot and
+/// has more than [`TIMESTAMP_RENEW_DAYS`] left (or there is nothing to
+/// pin yet).
+pub fn timestamp_is_current(
+    current: &dyn Fn(&str) -> Option<Vec<u8>>,
+    now: OffsetDateTime,
+) -> bool {
+    let Some(snapshot) = current(role::SNAPSHOT) else {
+        return true;
+    };
+    let Some(ts) = current(role::TIMESTAMP) else {
+        return false;
+    };
+    let Ok(ts) = RoleFile::<Pins>::parse(role::TIMESTAMP, "Timestamp", &ts) else {
+        return false;
+    };
+    let pins = ts
+        .body
+        .meta
+        .get(role::SNAPSHOT)
+        .is_some_and(|m| m.matches(&snapshot));
+    pins && ts
+        .check_expiry(now + time::Duration::days(TIMESTAMP_RENEW_DAYS))
+        .is_ok()
+}
+
+/// A timestamp to store when the current one is not
+/// [current](timestamp_is_current); `None` when it will do.
 pub fn refresh_timestamp(
     current: &dyn Fn(&str) -> Option<Vec<u8>>,
     keys: &ServerKeys<'_>,
     now: OffsetDateTime,
 ) -> Result<Option<Write>, TrustError> {
+    if timestamp_is_current(current, now) {
+        return Ok(None);
+    }
     let (Some(root), Some(snapshot)) = (current(role::ROOT), current(role::SNAPSHOT)) else {
         return Ok(None);
     };
-    if let Some(ts) = current(role::TIMESTAMP) {
-        let ts = RoleFile::<Pins>::parse(role::TIMESTAMP, "Timestamp", &ts)?;
-        let pins = ts
-            .body
-            .meta
-            .get(role::SNAPSHOT)
-            .is_some_and(|m| m.matches(&snapshot));
-        let soon = now + time::Duration::days(TIMESTAMP_RENEW_DAYS);
-        if pins && ts.check_expiry(soon).is_ok() {
-            return Ok(None);
-        }
-    }
     let root = RoleFile::<Root>::parse(role::ROOT, "Root", &root)?;
     timestamp_for(current, &root.body, &snapshot, keys, now).map(Some)
 }
@@ -686,6 +702,55 @@ mod tests {
         // The snapshot pins the delegation.
         let snap: crate::metadata::Envelope = serde_json::from_slice(&files["snapshot"]).unwrap();
         assert!(snap.signed["meta"].get("targets/releases").is_some());
+    }
+
+    #[test]
+    fn a_client_snapshot_must_pin_the_result() {
+        let repo = Repo::new();
+        let root = repo.root(1);
+        let t = targets(1, 365, &tag("v1", b"m1"), &[], &repo.owner.targets, now()).unwrap();
+        let snapshot = |pinned_targets: &[u8], version: u64| {
+            let meta = BTreeMap::from([
+                ("root".to_string(), FileMeta::of(&root)),
+                ("targets".to_string(), FileMeta::of(pinned_targets)),
+            ]);
+            sign(
+                serde_json::json!({"_type": "Snapshot", "version": version,
+                    "expires": expiry_in(now(), 30), "meta": meta}),
+                &[&repo.snap[0]],
+            )
+            .unwrap()
+        };
+        let e = repo
+            .push(vec![
+                ("root", root.clone()),
+                ("targets", t.clone()),
+                ("snapshot", snapshot(b"other", 1)),
+            ])
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("does not pin the current targets metadata"),
+            "{e}"
+        );
+        assert!(repo.files.borrow().is_empty());
+        let writes = repo
+            .push(vec![
+                ("root", root.clone()),
+                ("targets", t.clone()),
+                ("snapshot", snapshot(&t, 1)),
+            ])
+            .unwrap();
+        assert_eq!(writes.len(), 4);
+        assert_eq!(repo.files.borrow()["snapshot"], snapshot_bytes(&writes));
+    }
+
+    fn snapshot_bytes(writes: &[Write]) -> Vec<u8> {
+        writes
+            .iter()
+            .find(|w| w.role == "snapshot")
+            .map(|w| w.bytes.clone())
+            .unwrap()
     }
 
     #[test]

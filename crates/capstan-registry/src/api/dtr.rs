@@ -21,6 +21,7 @@ use crate::access::{access_level, basic_credentials};
 use crate::error::{RegistryError, RegistryResult};
 use crate::meta::{ManifestRecord, RepoRecord, TagRecord, Visibility};
 use crate::names::{check_tag, RepoName};
+use crate::trust::RepoTrust;
 use crate::Registry;
 
 type Reg = State<Arc<Registry>>;
@@ -141,20 +142,27 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The trust data of repository `full` (none when the name is not one).
+fn repo_trust(reg: &Registry, full: &str) -> RepoTrust {
+    match RepoName::parse(full) {
+        Ok(name) => reg.trust.repository(&name),
+        Err(_) => RepoTrust::default(),
+    }
+}
+
 fn tag_json(
     reg: &Registry,
     repo: &str,
     tag: &str,
     t: &TagRecord,
     m: Option<&ManifestRecord>,
+    trust: &RepoTrust,
 ) -> serde_json::Value {
     let platform = m
         .and_then(|m| m.platforms.first())
         .cloned()
         .unwrap_or_default();
-    let trust = RepoName::parse(repo)
-        .map(|r| reg.trust.tag(&r, tag, &t.digest))
-        .unwrap_or_default();
+    let trust = trust.tag(tag, &t.digest);
     serde_json::json!({
         "name": tag,
         "digest": t.digest,
@@ -471,10 +479,11 @@ async fn list_tags(
     )
     .await?;
     let full = record.full_name();
+    let trust = repo_trust(&reg, &full);
     let mut out = Vec::new();
     for (tag, t) in reg.meta.tags(&full)? {
         let m = reg.meta.manifest(&full, &t.digest)?;
-        out.push(tag_json(&reg, &full, &tag, &t, m.as_ref()));
+        out.push(tag_json(&reg, &full, &tag, &t, m.as_ref(), &trust));
     }
     Ok(Json(out).into_response())
 }
@@ -501,7 +510,8 @@ async fn get_tag(
         )
     })?;
     let m = reg.meta.manifest(&full, &t.digest)?;
-    Ok(Json(tag_json(&reg, &full, &tag, &t, m.as_ref())).into_response())
+    let trust = repo_trust(&reg, &full);
+    Ok(Json(tag_json(&reg, &full, &tag, &t, m.as_ref(), &trust)).into_response())
 }
 
 async fn delete_tag(
