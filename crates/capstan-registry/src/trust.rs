@@ -16,7 +16,8 @@
 //! - `trust_keys`: `<gun>\0<role>` → the server's keys (PKCS#8, base64, newest last).
 //! - `trust_repos`: `<namespace/repository>\0<gun>` → the GUNs of a repository.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -34,9 +35,9 @@ pub struct TrustStore {
     data: sled::Tree,
     keys: sled::Tree,
     repos: sled::Tree,
-    /// One update (or timestamp renewal) at a time, so each is checked
-    /// against the state it replaces.
-    lock: tokio::sync::Mutex<()>,
+    /// One update (or timestamp renewal, key change) per GUN at a time,
+    /// so each is checked against the state it replaces.
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn k(parts: &[&str]) -> Vec<u8> {
@@ -91,8 +92,17 @@ impl TrustStore {
             data: db.open_tree("trust")?,
             keys: db.open_tree("trust_keys")?,
             repos: db.open_tree("trust_repos")?,
-            lock: tokio::sync::Mutex::new(()),
+            locks: std::sync::Mutex::default(),
         })
+    }
+
+    /// Waits for `gun`'s turn to change.
+    async fn hold(&self, gun: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(gun.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     /// The current metadata of `role`.
@@ -151,7 +161,7 @@ impl TrustStore {
     /// The server's newest key for `role` (timestamp or snapshot) of
     /// `gun`, made on first request.
     pub async fn key(&self, gun: &Gun, role: &str) -> RegistryResult<PublicKey> {
-        let _held = self.lock.lock().await;
+        let _held = self.hold(gun.as_str()).await;
         match self.server_keys(gun.as_str(), role)?.last() {
             Some(k) => Ok(k.public()),
             None => {
@@ -165,7 +175,7 @@ impl TrustStore {
     /// Makes a new server key for `role`; the old ones keep signing until
     /// a root naming the new one is published.
     pub async fn rotate(&self, gun: &Gun, role: &str) -> RegistryResult<PublicKey> {
-        let _held = self.lock.lock().await;
+        let _held = self.hold(gun.as_str()).await;
         self.index(gun)?;
         self.add_key(gun.as_str(), role)
     }
@@ -183,8 +193,8 @@ impl TrustStore {
         gun: &Gun,
         parts: Vec<(String, Vec<u8>)>,
     ) -> RegistryResult<Vec<Write>> {
-        let _held = self.lock.lock().await;
         let g = gun.as_str();
+        let _held = self.hold(g).await;
         let ts = self.server_keys(g, role::TIMESTAMP)?;
         let snap = self.server_keys(g, role::SNAPSHOT)?;
         let keys = ServerKeys {
@@ -226,7 +236,7 @@ impl TrustStore {
         if update::timestamp_is_current(&self.snapshot_of(g), OffsetDateTime::now_utc()) {
             return self.current(g, role::TIMESTAMP);
         }
-        let _held = self.lock.lock().await;
+        let _held = self.hold(g).await;
         let ts = self.server_keys(g, role::TIMESTAMP)?;
         let keys = ServerKeys {
             timestamp: &ts,
@@ -248,7 +258,7 @@ impl TrustStore {
     /// Deletes a repository's trust data (its server keys stay, so it can
     /// be published again).
     pub async fn delete(&self, gun: &Gun) -> RegistryResult<bool> {
-        let _held = self.lock.lock().await;
+        let _held = self.hold(gun.as_str()).await;
         let mut prefix = gun.as_str().as_bytes().to_vec();
         prefix.push(0);
         let mut batch = sled::Batch::default();
@@ -267,7 +277,7 @@ impl TrustStore {
         for gun in self.guns(repo)? {
             if let Ok(g) = Gun::parse(&gun) {
                 self.delete(&g).await?;
-                let _held = self.lock.lock().await;
+                let _held = self.hold(&gun).await;
                 self.keys.remove(k(&[&gun, role::TIMESTAMP]))?;
                 self.keys.remove(k(&[&gun, role::SNAPSHOT]))?;
             }

@@ -366,6 +366,27 @@ pub fn sign(
         .map_err(|e| TrustError::malformed("", e.to_string()))
 }
 
+/// Like [`sign`] with one key, whose signature names `keyid` (the id of
+/// the form root.json lists it in, e.g. its certificate).
+pub fn sign_as(
+    signed: serde_json::Value,
+    key: &crate::keys::PrivateKey,
+    keyid: &str,
+) -> Result<Vec<u8>, TrustError> {
+    let msg = canonical::to_vec(&signed).map_err(|e| TrustError::malformed("", e.to_string()))?;
+    let sig = key.sign(&msg).map_err(|e| TrustError::Key {
+        key_id: keyid.to_string(),
+        reason: e.to_string(),
+    })?;
+    let signatures = vec![Signature {
+        keyid: keyid.to_string(),
+        method: "ecdsa".into(),
+        sig,
+    }];
+    serde_json::to_vec(&Envelope { signed, signatures })
+        .map_err(|e| TrustError::malformed("", e.to_string()))
+}
+
 /// `now + days` as TUF writes expiry (RFC 3339, whole seconds, UTC).
 pub fn expiry_in(now: OffsetDateTime, days: i64) -> String {
     let at = (now + time::Duration::days(days))

@@ -8,12 +8,16 @@ use time::OffsetDateTime;
 
 use crate::error::TrustError;
 use crate::keys::{PrivateKey, PublicKey};
-use crate::metadata::{expiry_in, sign, Delegation, Delegations, FileMeta};
+use crate::metadata::{expiry_in, sign, sign_as, Delegation, Delegations, FileMeta};
 
 /// Keys of a repository's client-held roles.
 pub struct Publisher {
     /// Signs root.
     pub root: PrivateKey,
+    /// Root's public key as root.json names it: by default the plain
+    /// `ecdsa` key; Notary's own server wants an `ecdsa-x509` certificate
+    /// of the key whose CN is the GUN ([`Publisher::with_root_certificate`]).
+    pub root_public: PublicKey,
     /// Signs targets.
     pub targets: PrivateKey,
 }
@@ -31,10 +35,22 @@ pub struct Delegate<'a> {
 impl Publisher {
     /// Fresh keys.
     pub fn generate() -> Result<Self, crate::keys::KeyError> {
+        let root = PrivateKey::generate()?;
         Ok(Self {
-            root: PrivateKey::generate()?,
+            root_public: root.public(),
+            root,
             targets: PrivateKey::generate()?,
         })
+    }
+
+    /// Names the root key by `cert_pem`, a certificate of [`Self::root`]'s
+    /// public key.
+    pub fn with_root_certificate(mut self, cert_pem: &str) -> Self {
+        self.root_public = PublicKey::new(
+            crate::keys::keytype::ECDSA_X509,
+            cert_pem.as_bytes().to_vec(),
+        );
+        self
     }
 
     /// `root.json` naming these keys and the server's `timestamp` and
@@ -50,7 +66,7 @@ impl Publisher {
         let mut keys = BTreeMap::new();
         let mut roles = serde_json::Map::new();
         for (name, key) in [
-            ("root", self.root.public()),
+            ("root", self.root_public.clone()),
             ("targets", self.targets.public()),
             ("timestamp", timestamp.clone()),
             ("snapshot", snapshot.clone()),
@@ -61,7 +77,7 @@ impl Publisher {
             );
             keys.insert(key.id(), key);
         }
-        sign(
+        sign_as(
             serde_json::json!({
                 "_type": "Root",
                 "version": version,
@@ -70,7 +86,8 @@ impl Publisher {
                 "roles": roles,
                 "consistent_snapshot": false,
             }),
-            &[&self.root],
+            &self.root,
+            &self.root_public.id(),
         )
     }
 }

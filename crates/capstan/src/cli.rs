@@ -376,7 +376,9 @@ pub struct BenchArgs {
     /// Docker API proxy next to the local engine in swarm mode, with 200
     /// services and 1,000 tasks on each) or `registry` (push and pull
     /// throughput of an image of 10 layers of 20 MB, single and 32 pulls at
-    /// once, and peak memory, against Debian's `docker-registry`).
+    /// once, and peak memory, against Debian's `docker-registry`) or
+    /// `trust` (Notary publishes and reads per second from 16 clients,
+    /// against Debian's `notary-server`).
     pub what: String,
     /// Seconds to run each measured phase (`registry` runs a fixed
     /// workload instead).
@@ -385,7 +387,8 @@ pub struct BenchArgs {
     /// Skip the peer: etcd for `store` (otherwise `etcd` must be on the
     /// PATH; on Debian: `apt-get install etcd-server`), the real-Docker phase
     /// and its Docker Swarm comparison for `schedule`, `docker-registry`
-    /// for `registry` (on Debian: `apt-get install docker-registry`).
+    /// for `registry` (on Debian: `apt-get install docker-registry`),
+    /// `notary-server` for `trust` (`apt-get install notary`).
     #[arg(long)]
     pub no_peer: bool,
     /// Writes of distinct keys after the timed phases, before data-dir

@@ -1,6 +1,6 @@
-//! `capstan bench schedule`, `authz`, `gateway`, `proxy` and `registry`: see
-//! those modules (`registry` drives the registries through `distribution`,
-//! its peer is in `docker_registry`).
+//! `capstan bench schedule`, `authz`, `gateway`, `proxy`, `registry` and
+//! `trust`: see those modules (`registry` drives the registries through
+//! `distribution`, its peer is in `docker_registry`).
 //!
 //! `capstan bench store`: a three-manager Capstan cluster on loopback,
 //! then (unless `--no-peer`) a three-member etcd cluster, both driven with
@@ -25,6 +25,7 @@ mod report;
 mod schedule;
 mod stats;
 mod suite;
+mod trust;
 mod workload;
 
 use std::path::PathBuf;
@@ -56,6 +57,22 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.what.as_str() {
         "store" => {}
         "authz" => return authz::run(),
+        "trust" => {
+            let peer = trust::peer_binary(args.no_peer)?;
+            let work = tempfile::Builder::new()
+                .prefix("capstan-bench-")
+                .disable_cleanup(args.keep_work_dir)
+                .tempdir()
+                .context("create the benchmark's temporary directory")?;
+            let mut ports = Ports::default();
+            return tokio::select! {
+                result = trust::run(work.path(), &mut ports, args.seconds, peer) => result,
+                signal = interrupted() => {
+                    signal?;
+                    bail!("interrupted; every process the benchmark started was killed")
+                }
+            };
+        }
         "gateway" | "proxy" | "registry" => {
             // Before anything starts, so a missing license or peer costs nothing.
             let registry_setup = if args.what == "registry" {
@@ -92,7 +109,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             };
         }
         other => {
-            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz`, `gateway`, `proxy` or `registry`")
+            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz`, `gateway`, `proxy`, `registry` or `trust`")
         }
     }
     // Before anything starts, so a missing etcd costs nothing.
