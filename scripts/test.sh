@@ -79,6 +79,8 @@ install_prerequisites() {
 	apt_install skopeo
 	# notary: the content trust tests' independent Notary client.
 	apt_install notary
+	# chromium and its WebDriver: the dashboard tests' real browser.
+	apt_install chromium chromium-driver
 	command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
 
 	# schemathesis fuzzes the gateway's REST API from its OpenAPI document.

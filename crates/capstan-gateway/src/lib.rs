@@ -3,8 +3,8 @@
 //!
 //! One TLS port (the controller port) serves the REST API (accounts,
 //! sessions, roles, collections, grants, audit, license, configuration),
-//! `/metrics`, and the OpenAPI document generated from the handlers; the
-//! dashboard, the Docker Engine API and the Kubernetes API join it later.
+//! `/metrics`, the OpenAPI document generated from the handlers, the Docker
+//! Engine API, and the web dashboard under `/ui/` ([`ui`]).
 //!
 //! Architecture invariant: every handler authenticates its caller with
 //! [`auth::Caller`] and asks [`capstan_core::rbac::Authorizer`] (through
@@ -25,6 +25,7 @@ pub mod seed;
 pub mod server;
 pub mod session;
 pub mod trust;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;

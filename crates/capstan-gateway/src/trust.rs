@@ -200,6 +200,61 @@ fn in_team(snap: &Snapshot, user: &str, team: &str) -> bool {
     }
 }
 
+/// An HTTPS client that trusts the cluster CA (what the cluster's registry
+/// serves under).
+fn registry_client(gw: &Gateway) -> Result<reqwest::Client, String> {
+    let ca = reqwest::Certificate::from_pem(gw.manager.ca.cert_pem().as_bytes())
+        .map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// A one-minute pull ticket of `username`: the registry takes it as their
+/// password, and grants what they may do.
+fn ticket(gw: &Gateway, username: &str) -> Result<String, String> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    gw.tokens
+        .sign(&Claims {
+            sub: username.to_string(),
+            sid: PULL_TICKET_SESSION.into(),
+            iss: gw.cluster_id().to_string(),
+            iat: now,
+            exp: now + 60,
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Reads JSON from the cluster's registry at `url` as `username` (the
+/// dashboard's view of repositories and tags).
+pub(crate) async fn registry_read(
+    gw: &Gateway,
+    username: &str,
+    url: &str,
+) -> Result<serde_json::Value, String> {
+    let client = registry_client(gw)?;
+    let resp = client
+        .get(url)
+        .basic_auth(username, Some(ticket(gw, username)?))
+        .send()
+        .await
+        .map_err(|e| format!("the registry cannot be reached: {e}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("the registry answered {status} with no JSON: {e}"))?;
+    if !status.is_success() {
+        let message = body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("the registry refused the request");
+        return Err(format!("{message} ({status})"));
+    }
+    Ok(body)
+}
+
 /// Reads root, targets and every delegation of `gun` from the registry at
 /// `url`, as the caller.
 async fn fetch_trust_data(
@@ -211,24 +266,8 @@ async fn fetch_trust_data(
     let unreachable = |e: reqwest::Error| {
         format!("cannot be checked: the registry at {url} cannot be read ({e})")
     };
-    let ca = reqwest::Certificate::from_pem(gw.manager.ca.cert_pem().as_bytes())
-        .map_err(|e| format!("cannot be checked: {e}"))?;
-    let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(unreachable)?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let ticket = gw
-        .tokens
-        .sign(&Claims {
-            sub: caller.username.clone(),
-            sid: PULL_TICKET_SESSION.into(),
-            iss: gw.cluster_id().to_string(),
-            iat: now,
-            exp: now + 60,
-        })
-        .map_err(|e| format!("cannot be checked: {e}"))?;
+    let client = registry_client(gw).map_err(|e| format!("cannot be checked: {e}"))?;
+    let ticket = ticket(gw, &caller.username).map_err(|e| format!("cannot be checked: {e}"))?;
     let resp = client
         .get(format!("{url}/auth/token"))
         .query(&[("scope", format!("repository:{gun}:pull"))])
