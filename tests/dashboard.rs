@@ -257,6 +257,10 @@ impl Browser {
     }
 
     async fn login(&self, user: &str, password: &str) {
+        self.login_to(user, password, "/ui/").await;
+    }
+
+    async fn login_to(&self, user: &str, password: &str, landing: &str) {
         self.goto("/ui/").await;
         assert_eq!(
             self.path().await,
@@ -265,12 +269,12 @@ impl Browser {
         );
         self.fill("#username", user).await;
         self.fill("#password", password).await;
-        self.click("form[action='/ui/login'] button[type=submit]")
+        self.submit("form[action='/ui/login'] button[type=submit]")
             .await;
         assert_eq!(
             self.path().await,
-            "/ui/",
-            "login of {user} did not land on the dashboard"
+            landing,
+            "login of {user} landed elsewhere"
         );
         assert!(self.text("#whoami").await.starts_with(user));
     }
@@ -363,8 +367,21 @@ fn dashboard_in_a_real_browser() {
     let workload = TestImage::busybox_only().expect("busybox image");
     let reg = Registry::start_in_up();
     harness.sweep_label(format!("com.capstan.node.id={}", reg.gw.node_id()));
-    reg.license();
     let gw = &reg.gw;
+    let driver = start_driver();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+
+    // Seed tutorial step 2: the first login asks for a license; skip it.
+    let admin = rt.block_on(async {
+        let admin = Browser::open(&driver, &gw.base).await;
+        admin.login_to("admin", ADMIN_PASSWORD, "/ui/license").await;
+        assert!(admin.text("main").await.contains("No license"));
+        admin.check("00-admin-license").await;
+        admin.submit("a.button[href='/ui/']").await;
+        assert_eq!(admin.path().await, "/ui/");
+        admin
+    });
+    reg.license();
 
     // A repository with a signed and an unsigned tag, whose description
     // carries markup.
@@ -384,11 +401,8 @@ fn dashboard_in_a_real_browser() {
     }
     sign_tag(&reg, "signed");
 
-    let driver = start_driver();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let admin = Browser::open(&driver, &gw.base).await;
-        admin.login("admin", ADMIN_PASSWORD).await;
+        admin.goto("/ui/").await;
         admin.check("01-admin-dashboard").await;
 
         // Seed tutorial step 3: the analyst's account (a failed attempt
@@ -441,7 +455,48 @@ fn dashboard_in_a_real_browser() {
             .await;
         admin.submit("form[action='/ui/orgs'] button").await;
         assert!(admin.text("#orgs").await.contains("docker-dca"));
+        admin.fill("form[action='/ui/orgs/docker-dca/members'] input[name=user]", "analista").await;
+        admin.submit("form[action='/ui/orgs/docker-dca/members'] button").await;
+        assert!(!admin.has(".error").await, "{}", admin.text(".error").await);
         admin.check("03-admin-orgs").await;
+
+        // Steps 4 and 5: the role with every container operation, granted to
+        // the analyst on every collection.
+        admin.goto("/ui/roles").await;
+        admin.fill("form[action='/ui/roles'] input[name=name]", "containers-full-access").await;
+        admin
+            .c
+            .execute(
+                "document.querySelectorAll(\"input[name=op][value^='container.']\").forEach(function (e) { e.checked = true; })",
+                vec![],
+            )
+            .await
+            .expect("tick the container operations");
+        admin.submit("form[action='/ui/roles'] button[type=submit]").await;
+        assert!(!admin.has(".error").await, "{}", admin.text(".error").await);
+        assert!(admin.text("#roles").await.contains("containers-full-access"));
+        admin.check("09-admin-roles").await;
+        admin.goto("/ui/grants").await;
+        for (name, label) in [("subject", "analista"), ("role", "containers-full-access"), ("collection", "/")] {
+            admin
+                .c
+                .find(Locator::Css(&format!("select[name={name}]")))
+                .await
+                .expect("select")
+                .select_by_label(label)
+                .await
+                .unwrap_or_else(|e| panic!("choose {label}: {e}"));
+        }
+        admin.submit("form[action='/ui/grants'] button").await;
+        assert!(!admin.has(".error").await, "{}", admin.text(".error").await);
+        let grants = admin.text("#grants").await;
+        assert!(grants.contains("analista") && grants.contains("containers-full-access"), "{grants}");
+        admin.check("10-admin-grants").await;
+        admin.goto("/ui/collections").await;
+        admin.check("10b-admin-collections").await;
+        admin.goto("/ui/kubernetes").await;
+        assert!(admin.text("main").await.contains("available when the Kubernetes API lands"));
+        admin.check("10c-admin-kubernetes").await;
 
         admin.goto("/ui/nodes").await;
         assert!(admin.text("#nodes").await.contains("manager"));
@@ -541,13 +596,17 @@ fn dashboard_in_a_real_browser() {
         let user = Browser::open(&driver, &gw.base).await;
         user.login("analista", ANALISTA_PW).await;
         user.check("11-user-dashboard").await;
-        assert!(!user.text("nav.menu").await.contains("Content Trust"));
+        let menu = user.text("nav.menu").await;
+        assert!(!menu.contains("Content Trust") && !menu.contains("License"), "{menu}");
         for (path, case) in [
             ("/ui/users", "12-user-users"),
             ("/ui/orgs", "13-user-orgs"),
             ("/ui/nodes", "14-user-nodes"),
             ("/ui/services", "15-user-services"),
             ("/ui/registry", "16-user-registry"),
+            ("/ui/roles", "16b-user-roles"),
+            ("/ui/grants", "16c-user-grants"),
+            ("/ui/collections", "16d-user-collections"),
             ("/ui/about", "17-user-about"),
         ] {
             user.goto(path).await;
@@ -557,6 +616,44 @@ fn dashboard_in_a_real_browser() {
             );
             user.check(case).await;
         }
+        // Step 9: the analyst's client bundle, made from My Profile.
+        user.goto("/ui/profile").await;
+        user.check("19-user-profile").await;
+        let zip_b64 = user
+            .c
+            .execute_async(
+                "const done = arguments[0];
+                 const form = new FormData();
+                 form.append('csrf', document.querySelector('input[name=csrf]').value);
+                 form.append('label', 'laptop');
+                 fetch('/ui/profile/bundles', {method: 'POST', body: new URLSearchParams(form)})
+                   .then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status))
+                   .then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); })
+                   .catch(e => done('error ' + e));",
+                vec![],
+            )
+            .await
+            .expect("download the bundle");
+        let zip_b64 = zip_b64.as_str().unwrap_or_default().to_string();
+        assert!(!zip_b64.starts_with("error"), "the bundle download failed: {zip_b64}");
+        let zip = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, zip_b64).expect("base64");
+        let dir = reg.work().join("analista-bundle");
+        std::fs::create_dir_all(&dir).expect("bundle dir");
+        zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip").extract(&dir).expect("unpack");
+        let docker = tokio::task::block_in_place(|| {
+            Command::new("sh")
+                .current_dir(&dir)
+                .env("DOCKER_CONFIG", &dir)
+                .env_remove("DOCKER_HOST")
+                .env_remove("DOCKER_CONTEXT")
+                .args(["-c", ". ./env.sh >/dev/null && exec docker ps --format '{{.Names}}'"])
+                .output()
+                .expect("run docker")
+        });
+        assert!(docker.status.success(), "docker with the bundle: {}", String::from_utf8_lossy(&docker.stderr));
+        user.goto("/ui/profile").await;
+        assert!(user.text("#bundles").await.contains("laptop"));
+
         user.goto("/ui/users").await;
         assert!(user.text("#users").await.contains(HOSTILE));
         user.goto("/ui/services").await;

@@ -25,13 +25,23 @@ const MENU: &[(&str, &[Entry])] = &[
         "Access Control",
         &[
             Entry {
+                path: "/ui/orgs",
+                label: "Orgs & Teams",
+                admin: false,
+            },
+            Entry {
                 path: "/ui/users",
                 label: "Users",
                 admin: false,
             },
             Entry {
-                path: "/ui/orgs",
-                label: "Orgs & Teams",
+                path: "/ui/roles",
+                label: "Roles",
+                admin: false,
+            },
+            Entry {
+                path: "/ui/grants",
+                label: "Grants",
                 admin: false,
             },
         ],
@@ -39,6 +49,11 @@ const MENU: &[(&str, &[Entry])] = &[
     (
         "Shared Resources",
         &[
+            Entry {
+                path: "/ui/collections",
+                label: "Collections",
+                admin: false,
+            },
             Entry {
                 path: "/ui/nodes",
                 label: "Nodes",
@@ -60,11 +75,34 @@ const MENU: &[(&str, &[Entry])] = &[
         }],
     ),
     (
-        "Admin Settings",
+        "Kubernetes",
         &[Entry {
-            path: "/ui/settings/trust",
-            label: "Content Trust",
-            admin: true,
+            path: "/ui/kubernetes",
+            label: "Namespaces & Pods",
+            admin: false,
+        }],
+    ),
+    (
+        "Admin Settings",
+        &[
+            Entry {
+                path: "/ui/license",
+                label: "License",
+                admin: true,
+            },
+            Entry {
+                path: "/ui/settings/trust",
+                label: "Content Trust",
+                admin: true,
+            },
+        ],
+    ),
+    (
+        "Me",
+        &[Entry {
+            path: "/ui/profile",
+            label: "My Profile",
+            admin: false,
         }],
     ),
 ];

@@ -12,8 +12,10 @@
 //! Assets (one stylesheet, one script) are embedded in the binary; the
 //! Content-Security-Policy allows nothing else.
 
+mod access;
 mod layout;
 mod pages;
+mod profile;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -82,6 +84,23 @@ pub fn routes(gw: AppState, api: Router) -> Router {
             get(pages::trust_settings).post(pages::save_trust_settings),
         )
         .route("/ui/about", get(pages::about))
+        .route("/ui/roles", get(access::roles).post(access::create_role))
+        .route("/ui/grants", get(access::grants).post(access::create_grant))
+        .route("/ui/collections", get(access::collections))
+        .route("/ui/orgs/{org}/members", post(access::add_member))
+        .route("/ui/orgs/{org}/teams", post(access::create_team))
+        .route("/ui/kubernetes", get(access::kubernetes))
+        .route("/ui/profile", get(profile::profile))
+        .route("/ui/profile/bundles", post(profile::new_bundle))
+        .route(
+            "/ui/profile/bundles/{id}/revoke",
+            post(profile::revoke_bundle),
+        )
+        .route("/ui/profile/password", post(profile::change_password))
+        .route(
+            "/ui/license",
+            get(profile::license).post(profile::upload_license),
+        )
         .layer(DefaultBodyLimit::max(MAX_FORM))
         .layer(axum::middleware::map_request(host_from_authority))
         .layer(axum::middleware::map_response(security_headers))
@@ -146,6 +165,8 @@ pub struct Viewer {
     /// The CSRF token every form of theirs carries.
     pub csrf: String,
     conn: Option<ConnInfo>,
+    /// The host the browser asked for (what client bundles point at).
+    host: Option<HeaderValue>,
 }
 
 /// The CSRF token of a session: a digest of its token, which other sites
@@ -191,6 +212,7 @@ impl FromRequestParts<Ui> for Viewer {
             csrf: csrf_of(&token),
             token,
             conn: parts.extensions.get::<ConnInfo>().cloned(),
+            host: parts.headers.get(header::HOST).cloned(),
         })
     }
 }
@@ -273,6 +295,9 @@ impl Ui {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(v) = viewer {
             req = req.header(header::AUTHORIZATION, format!("Bearer {}", v.token));
+            if let Some(h) = &v.host {
+                req = req.header(header::HOST, h);
+            }
         }
         let body = match body {
             Some((content_type, bytes)) => {

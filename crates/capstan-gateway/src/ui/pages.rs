@@ -21,11 +21,11 @@ use super::layout::{bare, error, page, table};
 use super::{refuse_post, same_origin, Ui, Viewer, COOKIE};
 use crate::server::ConnInfo;
 
-fn render(status: StatusCode, markup: Markup) -> Response {
+pub(super) fn render(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
+pub(super) fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
@@ -35,7 +35,7 @@ fn n(v: &Value, pointer: &str) -> u64 {
     v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
 }
 
-fn csrf_field(viewer: &Viewer) -> Markup {
+pub(super) fn csrf_field(viewer: &Viewer) -> Markup {
     html! { input type="hidden" name="csrf" value=(viewer.csrf); }
 }
 
@@ -109,7 +109,28 @@ pub async fn login(
         );
     }
     let token = s(&answer.body, "/auth_token");
-    let mut resp = Redirect::to("/ui/").into_response();
+    // An admin of a cluster without a license is asked for one first (with
+    // "skip for now").
+    let next = {
+        let mut probe = axum::http::Request::builder()
+            .uri("/api/license")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(h) = headers.get(header::HOST) {
+            probe = probe.header(header::HOST, h);
+        }
+        match probe.body(axum::body::Body::empty()) {
+            Ok(req) => {
+                let lic = ui.send(req).await;
+                if lic.ok() && lic.body["licensed"] == false {
+                    "/ui/license"
+                } else {
+                    "/ui/"
+                }
+            }
+            Err(_) => "/ui/",
+        }
+    };
+    let mut resp = Redirect::to(next).into_response();
     let cookie = format!("{COOKIE}={token}; Path=/ui; HttpOnly; Secure; SameSite=Strict");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -121,6 +142,13 @@ pub async fn login(
 pub struct CsrfOnly {
     #[serde(default)]
     csrf: String,
+}
+
+impl CsrfOnly {
+    /// The token sent.
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// `POST /ui/logout`.
@@ -315,7 +343,28 @@ async fn orgs_page(ui: &Ui, viewer: &Viewer, err: Option<&str>) -> Markup {
             tr { td { (name) } td { (s(o, "/fullName")) } td { (names.join(", ")) } }
         });
     }
+    let org_names: Vec<String> = orgs.iter().map(|o| s(o, "/name").to_string()).collect();
     let body = html! {
+        @if viewer.admin && !org_names.is_empty() {
+            div.panel {
+                h2 { "Members and teams" }
+                @for o in &org_names {
+                    form.inline method="post" action={ "/ui/orgs/" (o) "/members" } {
+                        (csrf_field(viewer))
+                        strong { (o) }
+                        label { "User" input name="user" required; }
+                        label { "Team (optional)" input name="team"; }
+                        label { "Owner" input type="checkbox" name="owner" value="on"; }
+                        button.secondary type="submit" { "Add member" }
+                    }
+                    form.inline method="post" action={ "/ui/orgs/" (o) "/teams" } {
+                        (csrf_field(viewer))
+                        label { "New team in " (o) input name="name" required; }
+                        button.secondary type="submit" { "Create team" }
+                    }
+                }
+            }
+        }
         @if viewer.admin {
             div.panel {
                 h2 { "Create organization" }
@@ -336,6 +385,15 @@ async fn orgs_page(ui: &Ui, viewer: &Viewer, err: Option<&str>) -> Markup {
         }
     };
     page(viewer, "/ui/orgs", "Orgs & Teams", body)
+}
+
+/// After a membership or team form: back to the page, or the page with
+/// the API's refusal in place.
+pub(super) async fn orgs_after(ui: &Ui, viewer: &Viewer, result: Result<(), String>) -> Response {
+    match result {
+        Ok(()) => Redirect::to("/ui/orgs").into_response(),
+        Err(e) => render(StatusCode::OK, orgs_page(ui, viewer, Some(&e)).await),
+    }
 }
 
 /// `GET /ui/orgs`.
