@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use capstan_testkit::{Harness, TestImage};
 use fantoccini::{Client, ClientBuilder, Locator};
-use gateway::ADMIN_PASSWORD;
+use gateway::{free_port, ADMIN_PASSWORD};
 use registry::{import_image, Registry};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -40,13 +40,6 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn start_driver() -> Driver {
@@ -271,11 +264,12 @@ impl Browser {
         self.fill("#password", password).await;
         self.submit("form[action='/ui/login'] button[type=submit]")
             .await;
-        assert_eq!(
-            self.path().await,
-            landing,
-            "login of {user} landed elsewhere"
-        );
+        let path = self.path().await;
+        if path != landing {
+            let page = self.c.source().await.unwrap_or_default();
+            let main = page.split("<main").nth(1).unwrap_or(&page).to_string();
+            panic!("login of {user} landed on {path}, not {landing}: <main{main}");
+        }
         assert!(self.text("#whoami").await.starts_with(user));
     }
 

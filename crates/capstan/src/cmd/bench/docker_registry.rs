@@ -50,18 +50,7 @@ pub async fn start(
     dir: &Path,
     ports: &mut Ports,
 ) -> anyhow::Result<(Process, Endpoint)> {
-    let day = Duration::from_secs(86_400);
-    let ca = ClusterCa::generate("capstan-bench-peer", day)?;
-    let identity = NodeIdentity {
-        node_id: "docker-registry".into(),
-        role: NodeRole::Manager,
-        cluster_id: "capstan-bench-peer".into(),
-        hosts: vec!["127.0.0.1".into()],
-    };
-    let (cert, key) = ca.issue_node_cert(&identity, day)?;
-    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
-    std::fs::write(&cert_path, &cert.cert_pem).context("write the peer's certificate")?;
-    capstan_pki::write_private_file(&key_path, key.as_bytes())?;
+    let (ca, cert_path, key_path) = peer_certificate(dir, "docker-registry")?;
     let port = ports.free()?;
     let config_path = dir.join("config.yml");
     std::fs::write(
@@ -88,6 +77,27 @@ pub async fn start(
         )
     })?;
     Ok((process, endpoint))
+}
+
+/// A CA made for the run and a certificate from it for a peer named
+/// `name` on 127.0.0.1, written under `dir` (`tls.crt`, `tls.key`).
+pub(super) fn peer_certificate(
+    dir: &Path,
+    name: &str,
+) -> anyhow::Result<(ClusterCa, PathBuf, PathBuf)> {
+    let day = Duration::from_secs(86_400);
+    let ca = ClusterCa::generate("capstan-bench-peer", day)?;
+    let identity = NodeIdentity {
+        node_id: name.into(),
+        role: NodeRole::Manager,
+        cluster_id: "capstan-bench-peer".into(),
+        hosts: vec!["127.0.0.1".into()],
+    };
+    let (cert, key) = ca.issue_node_cert(&identity, day)?;
+    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&cert_path, &cert.cert_pem).context("write the peer's certificate")?;
+    capstan_pki::write_private_file(&key_path, key.as_bytes())?;
+    Ok((ca, cert_path, key_path))
 }
 
 /// Where a peer started under `dir` keeps its blobs.

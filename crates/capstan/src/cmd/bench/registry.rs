@@ -143,13 +143,23 @@ pub async fn run(work: &Path, ports: &mut Ports, setup: Setup) -> anyhow::Result
     Ok(())
 }
 
-/// Starts `capstan up` with its registry on a free port, installs the
-/// license, and returns the process and its registry.
-async fn start_capstan(
-    dir: &Path,
-    ports: &mut Ports,
-    license: &[u8],
-) -> anyhow::Result<(Process, Endpoint)> {
+/// A `capstan up` started for a benchmark.
+pub(super) struct Up {
+    /// The process.
+    pub process: Process,
+    /// The generated admin password.
+    pub password: String,
+    /// TLS trusting the cluster CA.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// The gateway's port.
+    pub controller: u16,
+    /// The registry's port.
+    pub registry: u16,
+}
+
+/// Starts `capstan up` (control plane, gateway, agent and registry) on free
+/// ports under `dir` and waits until it says it is ready.
+pub(super) async fn start_up(dir: &Path, ports: &mut Ports) -> anyhow::Result<Up> {
     let data = DataDir::new(dir.join("data"));
     let exe = std::env::current_exe().context("find the capstan binary")?;
     let (swarm, controller, kube, registry) =
@@ -167,26 +177,41 @@ async fn start_capstan(
         .args(["--engine-proxy-port", "0"]);
     let mut process = Process::spawn("capstan up", cmd, &dir.join("capstan.log"))?;
     process.wait_for_line("try:", START_TIMEOUT).await?;
-
     let password = std::fs::read_to_string(data.root().join("admin-password"))
         .context("read the generated admin password")?
         .trim()
         .to_string();
     let ca = std::fs::read(data.ca_cert()).context("read the cluster CA")?;
-    let tls = client_config(&ca)?;
-    install_license(controller, &tls, &password, license).await?;
+    Ok(Up {
+        process,
+        password,
+        tls: client_config(&ca)?,
+        controller,
+        registry,
+    })
+}
+
+/// Starts `capstan up` with its registry on a free port, installs the
+/// license, and returns the process and its registry.
+async fn start_capstan(
+    dir: &Path,
+    ports: &mut Ports,
+    license: &[u8],
+) -> anyhow::Result<(Process, Endpoint)> {
+    let up = start_up(dir, ports).await?;
+    install_license(up.controller, &up.tls, &up.password, license).await?;
     let endpoint = Endpoint::new(
-        &format!("https://127.0.0.1:{registry}/"),
-        tls,
-        Some(("admin".into(), password)),
+        &format!("https://127.0.0.1:{}/", up.registry),
+        up.tls.clone(),
+        Some(("admin".into(), up.password.clone())),
     )?;
     endpoint.wait_ready(START_TIMEOUT).await.with_context(|| {
         format!(
             "capstan's registry; its log ends with:\n{}",
-            process.log_tail(30)
+            up.process.log_tail(30)
         )
     })?;
-    Ok((process, endpoint))
+    Ok((up.process, endpoint))
 }
 
 /// Logs in to the gateway as the admin and installs `license`.

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use capstan_manager::DataDir;
 use capstan_trust::metadata::FileMeta;
 use capstan_trust::publisher::{targets, Publisher};
 use capstan_trust::PublicKey;
@@ -181,36 +180,15 @@ impl Figures {
 }
 
 async fn start_capstan(dir: &Path, ports: &mut Ports) -> anyhow::Result<(Process, Server)> {
-    let data = DataDir::new(dir.join("data"));
-    let exe = std::env::current_exe().context("find the capstan binary")?;
-    let (swarm, controller, kube, registry) =
-        (ports.free()?, ports.free()?, ports.free()?, ports.free()?);
-    let mut cmd = Command::new(exe);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .arg("--data-dir")
-        .arg(data.root())
-        .arg("up")
-        .args(["--swarm-port", &swarm.to_string()])
-        .args(["--controller-port", &controller.to_string()])
-        .args(["--kube-apiserver-port", &kube.to_string()])
-        .args(["--registry-port", &registry.to_string()])
-        .args(["--engine-proxy-port", "0"]);
-    let mut process = Process::spawn("capstan up", cmd, &dir.join("capstan.log"))?;
-    process.wait_for_line("try:", START_TIMEOUT).await?;
-    let password = std::fs::read_to_string(data.root().join("admin-password"))
-        .context("read the generated admin password")?
-        .trim()
-        .to_string();
-    let ca = std::fs::read(data.ca_cert()).context("read the cluster CA")?;
+    let up = super::registry::start_up(dir, ports).await?;
     let server = Server {
-        base: format!("https://127.0.0.1:{registry}"),
-        tls: client_config(&ca)?,
-        host: format!("127.0.0.1:{registry}"),
-        login: Some(("admin".into(), password)),
+        base: format!("https://127.0.0.1:{}", up.registry),
+        tls: up.tls,
+        host: format!("127.0.0.1:{}", up.registry),
+        login: Some(("admin".into(), up.password)),
     };
-    wait_ready(&server, "/v2/", &process).await?;
-    Ok((process, server))
+    wait_ready(&server, "/v2/", &up.process).await?;
+    Ok((up.process, server))
 }
 
 async fn start_notary(
@@ -222,18 +200,7 @@ async fn start_notary(
     version.arg("-version");
     let v = run_to_end("notary-server -version", version, Duration::from_secs(10)).await?;
     eprintln!("bench: trust: starting {}", v.trim());
-    let day = Duration::from_secs(86_400);
-    let ca = capstan_pki::ClusterCa::generate("capstan-bench-peer", day)?;
-    let identity = capstan_pki::NodeIdentity {
-        node_id: "notary-server".into(),
-        role: capstan_pki::NodeRole::Manager,
-        cluster_id: "capstan-bench-peer".into(),
-        hosts: vec!["127.0.0.1".into()],
-    };
-    let (cert, key) = ca.issue_node_cert(&identity, day)?;
-    let (cert_path, key_path) = (dir.join("tls.crt"), dir.join("tls.key"));
-    std::fs::write(&cert_path, &cert.cert_pem).context("write the peer's certificate")?;
-    capstan_pki::write_private_file(&key_path, key.as_bytes())?;
+    let (ca, cert_path, key_path) = super::docker_registry::peer_certificate(dir, "notary-server")?;
     let port = ports.free()?;
     let config = json!({
         "server": {
