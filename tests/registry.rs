@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use capstan_testkit::Harness;
 use docker::Docker;
 use gateway::ADMIN_PASSWORD;
-use registry::{digest, import_image, member, org, team, Registry};
+use registry::{digest, import_image, member, org, team, wait_for, Registry};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -1448,17 +1448,6 @@ fn capstan_up_runs_a_registry() {
     assert!(challenge.unwrap_or_default().contains(&format!(
         "realm=\"https://127.0.0.1:{registry_port}/auth/token\""
     )));
-}
-
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(last) if Instant::now() > deadline => panic!("{what}: still {last}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
 }
 
 /// A service whose image lives in the cluster's registry is pulled by the

@@ -14,12 +14,12 @@ mod registry;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use capstan_testkit::Harness;
 use docker::Docker;
-use registry::{import_image, member, org, team, DockerUser, Registry};
+use registry::{import_image, member, org, team, wait_for, DockerUser, Registry};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -683,15 +683,14 @@ fn set_trust(reg: &Registry, teams: &[&str]) {
 }
 
 fn wait_running(cli: &Docker, service: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    wait_for(&format!("{service} runs"), Duration::from_secs(90), || {
         let ps = cli.ok(&["service", "ps", service, "--format", "{{.CurrentState}}"]);
         if ps.lines().any(|l| l.starts_with("Running")) {
-            return;
+            Ok(())
+        } else {
+            Err(ps)
         }
-        assert!(Instant::now() < deadline, "{service} never ran: {ps}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    });
 }
 
 /// Seed tutorial step 7: with "run only signed images" and a required
@@ -815,8 +814,7 @@ fn only_images_signed_by_the_required_team_run() {
     team(gw, "docker-dca", "qa", &[]);
     set_trust(&reg, &["docker-dca/qa"]);
     cli.ok(&["service", "scale", "-d", "signed=2"]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    wait_for("the signed service scales", Duration::from_secs(90), || {
         let ps = cli.ok(&[
             "service",
             "ps",
@@ -827,14 +825,11 @@ fn only_images_signed_by_the_required_team_run() {
             "{{.CurrentState}}",
         ]);
         if ps.lines().filter(|l| l.starts_with("Running")).count() == 2 {
-            break;
+            Ok(())
+        } else {
+            Err(ps)
         }
-        assert!(
-            Instant::now() < deadline,
-            "the signed service did not scale: {ps}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    });
     let r = create("ops-again", &by_ops);
     assert!(
         !r.ok

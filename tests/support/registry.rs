@@ -548,6 +548,19 @@ pub fn team(gw: &Gateway, org: &str, team: &str, members: &[&str]) {
     }
 }
 
+/// Polls `check` every half second until it passes; panics with its last
+/// answer after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if Instant::now() > deadline => panic!("{what}: still {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
 /// Imports a tiny busybox image under `tag` (labelled for clean-up).
 pub fn import_image(tag: &str, work: &Path, marker: &str) {
     let root = work.join(format!("rootfs-{marker}"));

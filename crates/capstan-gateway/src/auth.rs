@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::directory::Snapshot;
 use crate::error::ApiError;
 use crate::server::ConnInfo;
-use crate::AppState;
+use crate::{AppState, Gateway};
 
 /// What the audit log will say about a request, filled in as the request
 /// is handled (see [`crate::observe`]).
@@ -95,20 +95,8 @@ impl FromRequestParts<AppState> for Caller {
                 .ok_or_else(|| {
                     ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
                 })?;
-            let claims = gw.tokens.verify(token, gw.cluster_id()).ok_or_else(|| {
-                ApiError::unauthorized("the session token is invalid or has expired; log in again")
-            })?;
-            let key = format!("{}/{}", claims.sub, claims.sid);
-            let live = snap
-                .sessions
-                .get(&key)
-                .is_some_and(|s| s.expires_at > OffsetDateTime::now_utc());
-            if !live {
-                return Err(ApiError::unauthorized(
-                    "the session has ended (logged out, password changed or revoked); log in again",
-                ));
-            }
-            (claims.sub, Credential::Session(key))
+            let (username, key) = live_session(gw, &snap, token)?;
+            (username, Credential::Session(key))
         } else if let Some(id) = parts
             .extensions
             .get::<ConnInfo>()
@@ -159,6 +147,30 @@ fn bundle_holder(snap: &Snapshot, id: &PeerIdentity) -> Result<(), ApiError> {
     bundle
         .check(presented, OffsetDateTime::now_utc())
         .map_err(|refusal| ApiError::unauthorized(refusal.to_string()))
+}
+
+/// The username and session key (`username/session`) of a session token:
+/// signed by this cluster, unexpired, and its session record not ended.
+/// The one check of session tokens, for API calls and dashboard pages.
+pub fn live_session(
+    gw: &Gateway,
+    snap: &Snapshot,
+    token: &str,
+) -> Result<(String, String), ApiError> {
+    let claims = gw.tokens.verify(token, gw.cluster_id()).ok_or_else(|| {
+        ApiError::unauthorized("the session token is invalid or has expired; log in again")
+    })?;
+    let key = format!("{}/{}", claims.sub, claims.sid);
+    let live = snap
+        .sessions
+        .get(&key)
+        .is_some_and(|s| s.expires_at > OffsetDateTime::now_utc());
+    if !live {
+        return Err(ApiError::unauthorized(
+            "the session has ended (logged out, password changed or revoked); log in again",
+        ));
+    }
+    Ok((claims.sub, key))
 }
 
 impl Caller {

@@ -201,15 +201,26 @@ fn in_team(snap: &Snapshot, user: &str, team: &str) -> bool {
 }
 
 /// An HTTPS client that trusts the cluster CA (what the cluster's registry
-/// serves under).
+/// serves under). One client (and its pool of connections) is kept while
+/// the CA stays the same, so reads reuse their TLS sessions.
 fn registry_client(gw: &Gateway) -> Result<reqwest::Client, String> {
-    let ca = reqwest::Certificate::from_pem(gw.manager.ca.cert_pem().as_bytes())
-        .map_err(|e| e.to_string())?;
-    reqwest::Client::builder()
+    static CLIENT: std::sync::Mutex<Option<(String, reqwest::Client)>> =
+        std::sync::Mutex::new(None);
+    let ca_pem = gw.manager.ca.cert_pem();
+    let mut held = CLIENT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((pem, client)) = held.as_ref() {
+        if pem == ca_pem {
+            return Ok(client.clone());
+        }
+    }
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
         .add_root_certificate(ca)
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    *held = Some((ca_pem.to_string(), client.clone()));
+    Ok(client)
 }
 
 /// A one-minute pull ticket of `username`: the registry takes it as their

@@ -26,7 +26,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use time::OffsetDateTime;
 use tower::ServiceExt as _;
 
 use crate::server::ConnInfo;
@@ -192,22 +191,15 @@ impl FromRequestParts<Ui> for Viewer {
     async fn from_request_parts(parts: &mut Parts, ui: &Ui) -> Result<Self, Response> {
         let to_login = || Redirect::to("/ui/login").into_response();
         let token = cookie_token(&parts.headers).ok_or_else(to_login)?;
-        let gw = &ui.gw;
-        let claims = gw
-            .tokens
-            .verify(&token, gw.cluster_id())
-            .ok_or_else(to_login)?;
-        let snap = gw.directory.get();
-        let live = snap
-            .sessions
-            .get(&format!("{}/{}", claims.sub, claims.sid))
-            .is_some_and(|s| s.expires_at > OffsetDateTime::now_utc());
+        let snap = ui.gw.directory.get();
+        let (username, _) =
+            crate::auth::live_session(&ui.gw, &snap, &token).map_err(|_| to_login())?;
         let principal = snap
-            .principal(&claims.sub)
-            .filter(|p| p.active && live)
+            .principal(&username)
+            .filter(|p| p.active)
             .ok_or_else(to_login)?;
         Ok(Viewer {
-            username: claims.sub.clone(),
+            username,
             admin: principal.admin,
             csrf: csrf_of(&token),
             token,
