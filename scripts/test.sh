@@ -29,6 +29,11 @@ export CARGO_BUILD_TARGET="${CARGO_BUILD_TARGET:-$host_triple}"
 export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 export DEBIAN_FRONTEND=noninteractive
+# A one-off build gains nothing from incremental state, which is the bulk of a
+# debug target folder; CI machines may have little disk.
+if [[ ${CI:-} == true ]]; then
+	export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 
 # --- Installing what the tests need -------------------------------------------
@@ -180,6 +185,12 @@ shell_scripts() {
 	shellcheck "${scripts[@]}"
 }
 
+# Free space where the build and the tests write (the target folder, the
+# temporary folder and, usually on the same disk, Docker's storage).
+disk_free() {
+	df -h --output=avail . 2>/dev/null | tail -n 1 | tr -d ' ' || echo unknown
+}
+
 vagrant_validate() {
 	# `validate` loads the Vagrantfile and checks its settings; it boots
 	# nothing, and --ignore-provider lets it pass without VirtualBox installed.
@@ -197,6 +208,7 @@ main() {
 		install_prerequisites
 	fi
 	check_environment
+	log "disk: $(disk_free) free before the build"
 
 	step fmt cargo fmt --all -- --check
 	step clippy cargo clippy --workspace --all-targets -- -D warnings
@@ -213,7 +225,8 @@ main() {
 		skip vagrant "$vagrant_status"
 	fi
 
-	printf '\n==> summary (target %s, RUSTFLAGS=%s)\n' "$CARGO_BUILD_TARGET" "$RUSTFLAGS"
+	printf '\n==> summary (target %s, RUSTFLAGS=%s, %s disk free at the end)\n' \
+		"$CARGO_BUILD_TARGET" "$RUSTFLAGS" "$(disk_free)"
 	printf '%s\n' "${results[@]}"
 	if [[ $failed -ne 0 ]]; then
 		printf 'test.sh: FAILED\n'

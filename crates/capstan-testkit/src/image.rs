@@ -3,10 +3,9 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
-use std::process::Command;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -114,42 +113,44 @@ fn hash_file(hasher: &mut Sha256, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Lays out the rootfs in a temporary folder, tars it and `docker import`s it.
+/// Streams the rootfs as a tar archive into `docker import -`: nothing is
+/// written to disk but what the engine itself stores, which matters on CI
+/// machines where the build has used most of the disk.
 fn import_image(tag: &str, busybox: &Path, capstan_bin: Option<&Path>) -> Result<()> {
-    let work = tempfile::Builder::new()
-        .prefix("capstan-testkit-image-")
-        .tempdir()
-        .map_err(|source| Error::Io {
-            action: "create a temporary folder in",
-            path: std::env::temp_dir(),
-            source,
-        })?;
-    let rootfs = work.path().join("rootfs");
-    write_rootfs(&rootfs, busybox, capstan_bin).map_err(|(path, source)| Error::Io {
-        action: "lay out the image rootfs at",
-        path,
-        source,
-    })?;
-
-    let tarball = work.path().join("rootfs.tar");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
     let args: Vec<std::ffi::OsString> = vec![
-        "--numeric-owner".into(),
-        "--owner=0".into(),
-        "--group=0".into(),
-        "-C".into(),
-        rootfs.clone().into(),
-        "-cf".into(),
-        tarball.clone().into(),
-        ".".into(),
+        "import".into(),
+        "--change".into(),
+        "ENV PATH=/usr/local/bin:/bin".into(),
+        "--change".into(),
+        "WORKDIR /".into(),
+        "--change".into(),
+        format!("LABEL {OWNER_LABEL}={OWNER} {CREATED_LABEL}={now}").into(),
+        "--message".into(),
+        RECIPE_VERSION.into(),
+        "-".into(),
+        tag.into(),
     ];
-    let command = render("tar", &args);
-    let output = Command::new("tar")
+    let command = render("docker", &args);
+    let spawn_error = |source| Error::Spawn {
+        command: command.clone(),
+        source,
+    };
+    let mut child = Command::new("docker")
         .args(&args)
-        .output()
-        .map_err(|source| Error::Spawn {
-            command: command.clone(),
-            source,
-        })?;
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    // On a write error docker has gone away; its exit status and stderr
+    // below say why, so that is the error reported.
+    let written = write_rootfs(stdin, busybox, capstan_bin);
+    let output = child.wait_with_output().map_err(spawn_error)?;
     if !output.status.success() {
         return Err(Error::CommandFailed {
             command,
@@ -157,66 +158,67 @@ fn import_image(tag: &str, busybox: &Path, capstan_bin: Option<&Path>) -> Result
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
         });
     }
-
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
-    let tarball = tarball.to_string_lossy().into_owned();
-    docker([
-        "import",
-        "--change",
-        "ENV PATH=/usr/local/bin:/bin",
-        "--change",
-        "WORKDIR /",
-        "--change",
-        &format!("LABEL {OWNER_LABEL}={OWNER} {CREATED_LABEL}={now}"),
-        "--message",
-        RECIPE_VERSION,
-        &tarball,
-        tag,
-    ])?;
-    Ok(())
+    written.map_err(|(path, source)| Error::Io {
+        action: "stream the image rootfs entry",
+        path,
+        source,
+    })
 }
 
-type LayoutError = (std::path::PathBuf, io::Error);
+type LayoutError = (PathBuf, io::Error);
 
-/// The image's files: busybox and its applet links, capstan, users, and the
-/// writable folders tests use.
+/// Writes the image's files as a tar archive to `out`: busybox and its applet
+/// links, capstan, users, and the writable folders tests use. Everything is
+/// owned by root.
 fn write_rootfs(
-    root: &Path,
+    out: impl Write,
     busybox: &Path,
     capstan_bin: Option<&Path>,
 ) -> Result<(), LayoutError> {
-    let at = |path: &Path| {
-        let path = path.to_owned();
+    let at = |path: &str| {
+        let path = PathBuf::from(path);
         move |e| (path, e)
     };
-    for dir in [
-        "bin",
-        "etc",
-        "root",
-        "tmp",
-        "data",
-        "usr/local/bin",
-        "var/lib/capstan",
-        "var/run",
+    let mut archive = tar::Builder::new(out);
+    for (dir, mode) in [
+        ("bin", 0o755),
+        ("etc", 0o755),
+        ("root", 0o700),
+        ("tmp", 0o1777),
+        ("data", 0o755),
+        ("usr", 0o755),
+        ("usr/local", 0o755),
+        ("usr/local/bin", 0o755),
+        ("var", 0o755),
+        ("var/lib", 0o755),
+        ("var/lib/capstan", 0o755),
+        ("var/run", 0o755),
     ] {
-        let dir = root.join(dir);
-        fs::create_dir_all(&dir).map_err(at(&dir))?;
+        let mut header = entry_header(tar::EntryType::Directory, mode, 0);
+        archive
+            .append_data(&mut header, dir, io::empty())
+            .map_err(at(dir))?;
     }
-    let tmp = root.join("tmp");
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).map_err(at(&tmp))?;
 
-    let target = root.join("bin/busybox");
-    install_executable(busybox, &target).map_err(at(&target))?;
-    for applet in APPLETS.split_whitespace() {
-        let link = root.join("bin").join(applet);
-        symlink("busybox", &link).map_err(at(&link))?;
-    }
+    let mut executables = vec![("bin/busybox", busybox)];
     if let Some(bin) = capstan_bin {
-        let target = root.join("usr/local/bin/capstan");
-        install_executable(bin, &target).map_err(at(&target))?;
+        executables.push(("usr/local/bin/capstan", bin));
+    }
+    for (path, from) in executables {
+        let from_error = |e| (from.to_owned(), e);
+        let file = fs::File::open(from).map_err(from_error)?;
+        let size = file.metadata().map_err(from_error)?.len();
+        let mut header = entry_header(tar::EntryType::Regular, 0o755, size);
+        archive
+            .append_data(&mut header, path, file)
+            .map_err(at(path))?;
+    }
+    for applet in APPLETS.split_whitespace() {
+        let link = format!("bin/{applet}");
+        let mut header = entry_header(tar::EntryType::Symlink, 0o777, 0);
+        archive
+            .append_link(&mut header, &link, "busybox")
+            .map_err(at(&link))?;
     }
 
     let files = [
@@ -230,15 +232,26 @@ fn write_rootfs(
         ("etc/nsswitch.conf", "hosts: files dns\n"),
     ];
     for (path, content) in files {
-        let path = root.join(path);
-        fs::write(&path, content).map_err(at(&path))?;
+        let mut header = entry_header(tar::EntryType::Regular, 0o644, content.len() as u64);
+        archive
+            .append_data(&mut header, path, content.as_bytes())
+            .map_err(at(path))?;
     }
-    Ok(())
+    archive
+        .into_inner()
+        .and_then(|mut out| out.flush())
+        .map_err(at("end of archive"))
 }
 
-fn install_executable(from: &Path, to: &Path) -> io::Result<()> {
-    fs::copy(from, to)?;
-    fs::set_permissions(to, fs::Permissions::from_mode(0o755))
+fn entry_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header
 }
 
 /// Removes testkit images older than [`STALE_IMAGE_AGE`], except `keep`. Best effort:
@@ -286,28 +299,37 @@ mod tests {
         fs::write(&fake_busybox, b"busybox").expect("write");
         let fake_capstan = work.path().join("capstan");
         fs::write(&fake_capstan, b"capstan").expect("write");
-        let root = work.path().join("root");
 
-        write_rootfs(&root, &fake_busybox, Some(&fake_capstan)).expect("layout");
+        let mut tarball = Vec::new();
+        write_rootfs(&mut tarball, &fake_busybox, Some(&fake_capstan)).expect("archive");
 
-        for applet in ["sh", "sleep", "httpd", "wget", "printf"] {
-            let link = fs::read_link(root.join("bin").join(applet)).expect("applet link");
-            assert_eq!(link, Path::new("busybox"));
+        let mut archive = tar::Archive::new(tarball.as_slice());
+        let mut entries = std::collections::HashMap::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            let path = entry.path().expect("path").to_string_lossy().into_owned();
+            let header = entry.header().clone();
+            assert_eq!(header.uid().expect("uid"), 0, "{path} is owned by root");
+            let link = entry.link_name().expect("link").map(|l| l.into_owned());
+            let mut content = String::new();
+            io::Read::read_to_string(&mut entry, &mut content).expect("content");
+            entries.insert(path, (header, link, content));
         }
-        let capstan = root.join("usr/local/bin/capstan");
-        let mode = fs::metadata(&capstan)
-            .expect("capstan")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o755);
-        let tmp_mode = fs::metadata(root.join("tmp"))
-            .expect("tmp")
-            .permissions()
-            .mode();
-        assert_eq!(tmp_mode & 0o7777, 0o1777);
-        let passwd = fs::read_to_string(root.join("etc/passwd")).expect("passwd");
+        for applet in ["sh", "sleep", "httpd", "wget", "printf"] {
+            let (header, link, _) = &entries[&format!("bin/{applet}")];
+            assert_eq!(header.entry_type(), tar::EntryType::Symlink);
+            assert_eq!(link.as_deref(), Some(Path::new("busybox")));
+        }
+        let (capstan, _, content) = &entries["usr/local/bin/capstan"];
+        assert_eq!(capstan.mode().expect("mode") & 0o777, 0o755);
+        assert_eq!(content, "capstan");
+        assert_eq!(entries["bin/busybox"].2, "busybox");
+        let (tmp, _, _) = &entries["tmp"];
+        assert_eq!(tmp.entry_type(), tar::EntryType::Directory);
+        assert_eq!(tmp.mode().expect("mode") & 0o7777, 0o1777);
+        let passwd = &entries["etc/passwd"].2;
         assert!(passwd.starts_with("root:x:0:0:"));
         assert!(passwd.contains("\nnobody:x:65534:"));
-        assert!(root.join("data").is_dir());
+        assert_eq!(entries["data"].0.entry_type(), tar::EntryType::Directory);
     }
 }
