@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::caller;
 use crate::membership;
-use crate::state::{forwarded_request, is_forwarded, Consistency, SharedState};
+use crate::state::{forwarded_request, is_forwarded, Consistency, ManagerState, SharedState};
 use crate::wire;
 
 /// The cluster API served by every manager.
@@ -283,16 +283,7 @@ impl Cluster for ClusterApi {
                 )
                 .await?;
         }
-        let token = |secret: &str| format!("CAPTKN-1-{}-{}", info.ca_digest, secret);
-        Ok(Response::new(pb::JoinTokensResponse {
-            worker: token(&info.worker_secret),
-            manager: token(&info.manager_secret),
-            manager_addrs: membership::members(&self.state)
-                .into_iter()
-                .filter(|(id, _)| membership::voters(&self.state).contains(id))
-                .map(|(_, addr)| addr)
-                .collect(),
-        }))
+        Ok(Response::new(join_tokens(&self.state, &info)))
     }
 
     async fn register_manager(
@@ -324,5 +315,21 @@ impl Cluster for ClusterApi {
             node_id: self.state.node_id().to_string(),
             term: self.state.raft.metrics().borrow().current_term,
         }))
+    }
+}
+
+/// The join tokens of the cluster record, with the cluster addresses of the
+/// voting managers a node may join through.
+pub fn join_tokens(state: &ManagerState, info: &ClusterInfo) -> pb::JoinTokensResponse {
+    let token = |secret: &str| format!("CAPTKN-1-{}-{}", info.ca_digest, secret);
+    let voters = membership::voters(state);
+    pb::JoinTokensResponse {
+        worker: token(&info.worker_secret),
+        manager: token(&info.manager_secret),
+        manager_addrs: membership::members(state)
+            .into_iter()
+            .filter(|(id, _)| voters.contains(id))
+            .map(|(_, addr)| addr)
+            .collect(),
     }
 }

@@ -392,6 +392,44 @@ impl Authorizer {
             .collect()
     }
 
+    /// The access matrix row of `who`: every collection in tree order with
+    /// the names of the roles `who` holds there through a grant to them,
+    /// their teams or orgs, on it or on an ancestor (sorted, no
+    /// duplicates). Admins and inactive accounts hold no roles by grant;
+    /// the caller shows them as such.
+    pub fn effective_roles(&self, who: &Principal) -> Vec<(&str, Vec<&str>)> {
+        let subjects = self.sorted_subject_ids(who);
+        let mut held: Vec<Vec<u32>> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let mut roles = node
+                .parent
+                .map(|p| held[p as usize].clone())
+                .unwrap_or_default();
+            roles.extend(
+                node.grants
+                    .iter()
+                    .filter(|g| subjects.binary_search(&g.subject).is_ok())
+                    .map(|g| g.role),
+            );
+            roles.sort_unstable();
+            roles.dedup();
+            held.push(roles);
+        }
+        self.nodes
+            .iter()
+            .zip(held)
+            .map(|(node, roles)| {
+                let mut names: Vec<&str> = roles
+                    .iter()
+                    .map(|&r| self.roles[r as usize].name.as_str())
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                (node.path.as_str(), names)
+            })
+            .collect()
+    }
+
     /// The collection a path is inside: itself or its nearest existing
     /// ancestor; the root for a path that is not canonical.
     fn locate(&self, path: &str) -> Option<u32> {

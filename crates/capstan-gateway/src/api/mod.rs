@@ -104,6 +104,7 @@ pub fn router(gw: AppState) -> Router {
         .routes(routes!(rbac::list_grants))
         .routes(routes!(rbac::put_grant, rbac::delete_grant))
         .routes(routes!(rbac::explain))
+        .routes(routes!(rbac::matrix))
         .routes(routes!(admin::audit))
         .routes(routes!(admin::get_license, admin::put_license))
         .routes(routes!(admin::get_config, admin::put_config))

@@ -873,3 +873,63 @@ fn reason_name(r: &capstan_core::rbac::Reason) -> &'static str {
         Reason::UnknownCollection => "unknown-collection",
     }
 }
+
+// ---------------------------------------------------------------- matrix
+
+/// One user's row of the access matrix.
+#[derive(Serialize, ToSchema)]
+pub struct MatrixRow {
+    /// Username.
+    pub username: String,
+    /// Admins may do everything everywhere, whatever their grants.
+    pub admin: bool,
+    /// Inactive accounts may do nothing.
+    pub active: bool,
+    /// For each collection of `collections`, in order, the names of the
+    /// roles the user holds there (granted to them, their teams or orgs,
+    /// on it or an ancestor).
+    pub roles: Vec<Vec<String>>,
+}
+
+/// Users × collections → the roles that decide there.
+#[derive(Serialize, ToSchema)]
+pub struct AccessMatrix {
+    /// Collection paths, in tree order.
+    pub collections: Vec<String>,
+    /// One row per user.
+    pub users: Vec<MatrixRow>,
+}
+
+/// The access matrix: every user against every collection, with the roles
+/// they hold there; `/api/authz/explain` says why for one operation.
+#[utoipa::path(get, path = "/api/authz/matrix", tag = "rbac", security(("bearer" = [])),
+    responses((status = 200, body = AccessMatrix), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn matrix(caller: Caller) -> ApiResult<Json<AccessMatrix>> {
+    caller.authorize(
+        op!("authz.explain"),
+        Resource::Collection("/"),
+        "authorization decisions",
+    )?;
+    let snap = &caller.snap;
+    let mut collections = Vec::new();
+    let mut users = Vec::with_capacity(snap.users.len());
+    for username in snap.users.keys() {
+        let Some(principal) = snap.principal(username) else {
+            continue;
+        };
+        let row = snap.authorizer.effective_roles(principal);
+        if collections.is_empty() {
+            collections = row.iter().map(|(path, _)| path.to_string()).collect();
+        }
+        users.push(MatrixRow {
+            username: username.clone(),
+            admin: principal.admin,
+            active: principal.active,
+            roles: row
+                .into_iter()
+                .map(|(_, roles)| roles.into_iter().map(str::to_string).collect())
+                .collect(),
+        });
+    }
+    Ok(Json(AccessMatrix { collections, users }))
+}

@@ -119,6 +119,9 @@ fn description(n: &Node, tls: &Value) -> Value {
         "Resources": {"NanoCPUs": d.resources.nano_cpus, "MemoryBytes": d.resources.memory_bytes},
         "Engine": engine,
         "TLSInfo": tls,
+        // Beyond Docker's document (clients ignore it): the disk the node's
+        // agent last reported, for the dashboard's charts.
+        "Disk": {"FreeBytes": d.disk_free_bytes, "TotalBytes": d.disk_total_bytes},
     })
 }
 

@@ -12,8 +12,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use capstan_core::rbac::Resource;
 use capstan_core::{
-    decode, Config, Network, Node, NodeDescription, NodeRole, NodeState, Secret, Service, Table,
-    Task, TaskState,
+    decode, ClusterInfo, Config, Network, Node, NodeDescription, NodeRole, NodeState, Secret,
+    Service, Table, Task, TaskState,
 };
 use capstan_manager::state::Consistency;
 use futures::StreamExt;
@@ -38,6 +38,56 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/version", get(version))
         .route("/info", get(info))
         .route("/events", get(events))
+        .route("/swarm", get(swarm))
+}
+
+/// The swarm's cluster object, as `/info` and `/swarm` show it.
+fn cluster_object(gw: &AppState, created_at: OffsetDateTime) -> Value {
+    json!({
+        "ID": gw.cluster_id(),
+        "Version": {"Index": gw.manager.sm.applied_index()},
+        "CreatedAt": rfc3339(created_at),
+        "UpdatedAt": rfc3339(OffsetDateTime::now_utc()),
+        "Spec": {
+            "Name": "default",
+            "Labels": {},
+            "Orchestration": {"TaskHistoryRetentionLimit": 5},
+            "Raft": {"SnapshotInterval": 10000, "KeepOldSnapshots": 0, "LogEntriesForSlowFollowers": 500, "ElectionTick": 10, "HeartbeatTick": 1},
+            "Dispatcher": {"HeartbeatPeriod": gw.manager.swarm.heartbeat_period.as_nanos() as u64},
+            "CAConfig": {"NodeCertExpiry": u64::from(gw.manager.config.cert_ttl_days) * 86_400 * 1_000_000_000},
+            "TaskDefaults": {},
+            "EncryptionConfig": {"AutoLockManagers": false}
+        },
+        "TLSInfo": super::nodes::tls_info(&gw.manager.ca),
+        "RootRotationInProgress": false,
+        "DataPathPort": 4789,
+        "DefaultAddrPool": [],
+        "SubnetSize": 24
+    })
+}
+
+/// `GET /swarm` (`docker swarm inspect`, `docker swarm join-token`): the
+/// cluster with its join tokens and, beyond Docker's answer, the managers'
+/// cluster addresses that `capstan join` takes. Join tokens let a machine
+/// into the cluster, so only those who may change the cluster's
+/// configuration see them.
+async fn swarm(State(gw): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.authorize(
+        op!("config.update"),
+        Resource::Collection("/"),
+        "join tokens",
+    )?;
+    let info = gw
+        .manager
+        .get::<ClusterInfo>(ClusterInfo::ID, Consistency::Linearizable)
+        .await?
+        .map(|(info, _)| info)
+        .ok_or_else(|| ApiError::unavailable("the cluster record is not written yet; retry"))?;
+    let tokens = capstan_manager::cluster_api::join_tokens(&gw.manager, &info);
+    let mut cluster = cluster_object(&gw, info.created_at);
+    cluster["JoinTokens"] = json!({"Worker": tokens.worker, "Manager": tokens.manager});
+    cluster["ManagerAddrs"] = json!(tokens.manager_addrs);
+    Ok(Json(cluster))
 }
 
 /// This manager's node's description, as its agent reported it: its
@@ -239,27 +289,7 @@ async fn info(State(gw): State<AppState>, caller: Caller) -> ApiResult<Json<Valu
             "RemoteManagers": remote,
             "Nodes": nodes.len(),
             "Managers": managers.len(),
-            "Cluster": {
-                "ID": gw.cluster_id(),
-                "Version": {"Index": gw.manager.sm.applied_index()},
-                "CreatedAt": rfc3339(this.map_or(OffsetDateTime::UNIX_EPOCH, |n| n.created_at)),
-                "UpdatedAt": rfc3339(OffsetDateTime::now_utc()),
-                "Spec": {
-                    "Name": "default",
-                    "Labels": {},
-                    "Orchestration": {"TaskHistoryRetentionLimit": 5},
-                    "Raft": {"SnapshotInterval": 10000, "KeepOldSnapshots": 0, "LogEntriesForSlowFollowers": 500, "ElectionTick": 10, "HeartbeatTick": 1},
-                    "Dispatcher": {"HeartbeatPeriod": gw.manager.swarm.heartbeat_period.as_nanos() as u64},
-                    "CAConfig": {"NodeCertExpiry": u64::from(gw.manager.config.cert_ttl_days) * 86_400 * 1_000_000_000},
-                    "TaskDefaults": {},
-                    "EncryptionConfig": {"AutoLockManagers": false}
-                },
-                "TLSInfo": super::nodes::tls_info(&gw.manager.ca),
-                "RootRotationInProgress": false,
-                "DataPathPort": 4789,
-                "DefaultAddrPool": [],
-                "SubnetSize": 24
-            }
+            "Cluster": cluster_object(&gw, this.map_or(OffsetDateTime::UNIX_EPOCH, |n| n.created_at)),
         },
         "ready_nodes": nodes.iter().filter(|(n, _)| n.state == NodeState::Ready).count(),
     })))

@@ -366,3 +366,39 @@ fn siblings_sharing_a_prefix_are_not_inside_each_other() {
         ["a", "ab"]
     );
 }
+
+#[test]
+fn effective_roles_are_inherited_down_the_tree_from_every_subject() {
+    let authz = authorizer();
+    let row = authz.effective_roles(&alice());
+    let at = |path: &str| -> Vec<&str> {
+        row.iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, roles)| roles.clone())
+            .unwrap_or_else(|| panic!("{path} is in the row"))
+    };
+    // MKE's default Scheduler on /Shared and org o-acme's View Only on
+    // /Shared/apps reach /Shared/apps/web, where team t-web adds Full
+    // Control.
+    assert_eq!(at("/Shared"), vec!["Scheduler"]);
+    assert_eq!(at("/Shared/apps"), vec!["Scheduler", "View Only"]);
+    assert_eq!(
+        at("/Shared/apps/web"),
+        vec!["Full Control", "Scheduler", "View Only"]
+    );
+    assert!(at("/").is_empty());
+    // Bob's private collection only inherits; alice's own adds her grant.
+    assert_eq!(at("/Shared/Private/bob"), vec!["Scheduler"]);
+    assert!(at("/Shared/Private/alice").len() > 1);
+    // Tree order: every path comes after its parent.
+    let paths: Vec<&str> = row.iter().map(|(p, _)| *p).collect();
+    assert_eq!(paths.first(), Some(&"/"));
+    let apps = paths.iter().position(|p| *p == "/Shared/apps");
+    let web = paths.iter().position(|p| *p == "/Shared/apps/web");
+    assert!(apps < web);
+    // A role on the root is everywhere; someone with no grants has none.
+    let carol = authz.effective_roles(&user("u-carol", &[]));
+    assert!(carol.iter().all(|(_, roles)| roles == &vec!["containers"]));
+    let nobody = authz.effective_roles(&user("u-nobody", &[]));
+    assert!(nobody.iter().all(|(_, roles)| roles.is_empty()));
+}
