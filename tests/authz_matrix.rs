@@ -728,6 +728,10 @@ fn cases() -> Vec<Case> {
                 )
             },
         },
+        Case {
+            label: "GET /api/authz/matrix",
+            run: |w, s| w.ask(s, Method::GET, "/api/authz/matrix", None),
+        },
         // -------------------------------------------------- client bundles
         Case {
             label: "GET /api/clientbundle",

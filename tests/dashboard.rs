@@ -2,8 +2,11 @@
 //! through `chromedriver` over WebDriver): log in, the seed tutorial's
 //! users and organisation, a repository's signed and unsigned tags, the
 //! content trust settings, a service created and scaled whose running
-//! tasks update without a reload, every page as the admin and as a user
-//! who may see less, names with markup shown inert, and forms refused
+//! tasks update without a reload, then updated and rolled back, containers
+//! with their logs, networks, volumes, secrets and configs made and
+//! removed from their forms, a stack removed, a node labelled, the access
+//! matrix with an explained decision, the admin settings, every page as
+//! the admin and as a user who may see less, names with markup shown inert, and forms refused
 //! without the session's CSRF token or from another origin. Every case
 //! saves a screenshot under `target/screenshots/`, and a case fails on any
 //! browser console error or failed request.
@@ -132,6 +135,7 @@ impl Browser {
             .goto(&format!("{}{path}", self.base))
             .await
             .expect("navigate");
+        self.after_network_change().await;
     }
 
     async fn path(&self) -> String {
@@ -140,13 +144,14 @@ impl Browser {
 
     async fn text(&self, css: &str) -> String {
         let path = self.path().await;
-        self.c
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css} on {path}: {e}"))
-            .text()
-            .await
-            .expect("text")
+        match self.c.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.expect("text"),
+            Err(e) => {
+                let page = self.c.source().await.unwrap_or_default();
+                let main = page.split("<main").nth(1).unwrap_or(&page).to_string();
+                panic!("{css} on {path}: {e}\n<main{main}")
+            }
+        }
     }
 
     async fn has(&self, css: &str) -> bool {
@@ -202,6 +207,7 @@ impl Browser {
                 .await
                 .unwrap_or(Value::Null);
             if state == json!(["", "complete"]) {
+                self.after_network_change().await;
                 return;
             }
             assert!(
@@ -210,6 +216,25 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Starting or stopping a task's container adds or removes a network
+    /// interface on this machine, and Chromium then aborts the page load in
+    /// flight with its ERR_NETWORK_CHANGED page: that page is loaded again.
+    /// Whether a form's change was made is then up to the assertions that
+    /// follow, which read it back.
+    async fn after_network_change(&self) {
+        // Containers come and go for a few seconds after a change.
+        for _ in 0..40 {
+            let page = self.c.source().await.unwrap_or_default();
+            if !page.contains("\"errorCode\":\"ERR_NETWORK_CHANGED\"") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let url = self.c.current_url().await.expect("url");
+            self.c.goto(url.as_str()).await.expect("load again");
+        }
+        panic!("every load was cut off by network changes for 20 s");
     }
 
     /// Saves a screenshot and fails on any console error or failed request
@@ -276,6 +301,49 @@ impl Browser {
     async fn logout(&self) {
         self.submit("form[action='/ui/logout'] button").await;
         assert_eq!(self.path().await, "/ui/login");
+    }
+
+    /// Answers yes to every confirmation this page asks (the dialog itself
+    /// is the browser's; what is tested is that the form goes on).
+    async fn confirm_all(&self) {
+        self.c
+            .execute("window.confirm = function () { return true; }", vec![])
+            .await
+            .expect("accept confirmations");
+    }
+
+    /// Waits until the page's script has loaded its logs, and checks they
+    /// came.
+    async fn wait_logs(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.has("pre#logs[data-loaded]").await {
+            assert!(Instant::now() < deadline, "the logs never loaded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !self.has("pre#logs.error").await,
+            "{}",
+            self.text("pre#logs").await
+        );
+    }
+
+    /// Reloads a service's page until `n` of its tasks are running.
+    async fn wait_tasks_running(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let running = self
+                .c
+                .find_all(Locator::Css("#tasks td span.badge.ok"))
+                .await
+                .expect("find")
+                .len();
+            if running >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{running} of {n} tasks running");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.c.refresh().await.expect("reload");
+        }
     }
 
     /// Waits (without reloading) until `css`'s text is `want`.
@@ -581,6 +649,158 @@ fn dashboard_in_a_real_browser() {
             .wait_text(cell, "2 / 2", Duration::from_secs(90))
             .await;
         admin.check("07-admin-services").await;
+
+        // The overview counts the tasks and shows what happened last.
+        admin.goto("/ui/").await;
+        assert!(admin.text("#tasks-by-state").await.contains("running"));
+        assert!(admin.text("#recent-events").await.contains("web."), "{}", admin.text("#recent-events").await);
+        assert!(admin.has("#node-resources meter").await, "no disk chart");
+        admin.check("01b-admin-dashboard-busy").await;
+        let (s, b) = tokio::task::block_in_place(|| {
+            gw.call(Method::GET, "/api/tasks/summary?recent=1", Some(&gw.admin), None)
+        });
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["ByState"]["running"], 2, "{b}");
+        assert_eq!(b["Recent"].as_array().map(Vec::len), Some(1), "{b}");
+        let (s, b) = tokio::task::block_in_place(|| {
+            gw.call(Method::GET, "/api/tasks/summary?recent=1000", Some(&gw.admin), None)
+        });
+        assert_eq!(s, 400, "{b}");
+        assert!(b.to_string().contains("at most 100"), "{b}");
+
+        // The service's own page: tasks, logs, an update, and the rollback
+        // it makes possible.
+        admin.submit("#services tr[data-service] td a").await;
+        assert!(admin.path().await.starts_with("/ui/services/"));
+        admin.wait_tasks_running(2).await;
+        admin.wait_logs().await;
+        admin.fill("textarea[name=env]", "STAGE=blue").await;
+        admin.submit("form[action$='/update'] button").await;
+        assert!(!admin.has(".error").await, "{}", admin.text(".error").await);
+        assert!(admin.text("textarea[name=env]").await.contains("STAGE=blue"));
+        admin.check("07b-admin-service").await;
+        admin.confirm_all().await;
+        admin.submit("form[action$='/rollback'] button").await;
+        assert!(!admin.has(".error").await, "{}", admin.text(".error").await);
+        assert!(!admin.text("textarea[name=env]").await.contains("STAGE=blue"));
+
+        // Containers and images across the cluster; a container's logs
+        // and inspect document.
+        admin.goto("/ui/containers").await;
+        assert!(admin.text("#containers").await.contains("web."), "{}", admin.text("#containers").await);
+        admin.submit("#containers td a").await;
+        assert!(admin.has("pre#inspect").await);
+        admin.wait_logs().await;
+        admin.check("20-admin-container").await;
+        admin.goto("/ui/images").await;
+        assert!(admin.text("#images").await.contains(workload.tag()));
+        admin.check("21-admin-images").await;
+
+        // Networks, volumes, secrets and configs: created from their forms,
+        // one removed after a confirmation. A bad name is refused in place.
+        for (slug, name, extra) in [
+            ("networks", "dca-net", None),
+            ("secrets", "dca-secret", Some(("textarea[name=data]", "s3cret"))),
+            ("configs", "dca-config", Some(("textarea[name=data]", "key: value"))),
+            ("volumes", "dca-vol", None),
+        ] {
+            admin.goto(&format!("/ui/{slug}")).await;
+            let form = format!("form[action='/ui/{slug}']");
+            admin.fill(&format!("{form} input[name=name]"), name).await;
+            admin.fill(&format!("{form} input[name=collection]"), "Shared").await;
+            if let Some((css, value)) = extra {
+                admin.fill(&format!("{form} {css}"), value).await;
+            }
+            admin.submit(&format!("{form} button")).await;
+            assert!(admin.text(".error").await.contains("must be a path"), "{slug}");
+            admin.fill(&format!("{form} input[name=name]"), name).await;
+            admin.fill(&format!("{form} input[name=collection]"), "/Shared").await;
+            if let Some((css, value)) = extra {
+                admin.fill(&format!("{form} {css}"), value).await;
+            }
+            admin.submit(&format!("{form} button")).await;
+            assert!(!admin.has(".error").await, "{slug}: {}", admin.text(".error").await);
+            assert!(admin.text(&format!("#{slug}")).await.contains(name), "{slug}");
+            admin.check(&format!("22-admin-{slug}")).await;
+        }
+        admin.confirm_all().await;
+        admin.submit("#volumes tr[data-id='dca-vol'] button.danger").await;
+        assert!(!admin.has(".error").await, "{}", admin.text(".error").await);
+        assert!(!admin.text("main").await.contains("dca-vol"));
+
+        // A stack (what `docker stack deploy` labels), listed and removed
+        // with everything in it.
+        let (s, b) = tokio::task::block_in_place(|| {
+            gw.call(
+                Method::POST,
+                "/services/create",
+                Some(&gw.admin),
+                Some(json!({
+                    "Name": "dca_api",
+                    "Labels": {"com.docker.stack.namespace": "dca"},
+                    "TaskTemplate": {"ContainerSpec": {"Image": workload.tag()}},
+                    "Mode": {"Replicated": {"Replicas": 0}},
+                })),
+            )
+        });
+        assert!(s == 200 || s == 201, "{b}");
+        admin.goto("/ui/stacks").await;
+        assert!(admin.text("#stacks").await.contains("dca_api"));
+        admin.check("23-admin-stacks").await;
+        admin.confirm_all().await;
+        admin.submit("#stacks button.danger").await;
+        assert!(!admin.has(".error").await, "{}", admin.text(".error").await);
+        assert!(!admin.has("#stacks").await, "the stack is still listed");
+
+        // A node: the Add Nodes panel, and a label set from its page.
+        admin.goto("/ui/nodes").await;
+        assert!(admin.text("#join-worker").await.starts_with("capstan join --token CAPTKN-1-"));
+        admin.submit("#nodes td a").await;
+        admin.fill("textarea[name=labels]", "zone=dca").await;
+        admin.submit("form[action^='/ui/nodes/'] button").await;
+        assert!(!admin.has(".error").await, "{}", admin.text(".error").await);
+        assert_eq!(admin.text("textarea[name=labels]").await.trim(), "zone=dca");
+        admin.check("24-admin-node").await;
+
+        // The access matrix and an explained decision.
+        admin.goto("/ui/access").await;
+        let matrix = admin.text("#matrix").await;
+        assert!(matrix.contains("analista") && matrix.contains("containers-full-access"), "{matrix}");
+        admin.fill("input[name=subject]", "analista").await;
+        admin.fill("input[name=operation]", "container.create").await;
+        admin.fill("input[name=resource]", "/Shared").await;
+        admin.submit("form[action='/ui/access'] button").await;
+        let why = admin.text("#explanation").await;
+        assert!(why.contains("allowed") && why.contains("containers-full-access"), "{why}");
+        admin.check("25-admin-access").await;
+
+        // Admin settings: the audit log, the registry install command, the
+        // CA, and the configuration editor refusing a bad document in place.
+        admin.goto("/ui/settings/audit").await;
+        assert!(admin.text("#audit").await.contains("/services/create"));
+        admin.check("26-admin-audit").await;
+        admin.goto("/ui/settings/registry").await;
+        assert!(admin.text("#install-command").await.starts_with("capstan registry install --ucp-url https://"));
+        admin.check("27-admin-registry").await;
+        admin.goto("/ui/settings/certificates").await;
+        assert_eq!(admin.text("#ca-fingerprint").await.len(), 95);
+        admin.check("28-admin-certificates").await;
+        admin.goto("/ui/settings/config").await;
+        let toml = admin.text("textarea[name=toml]").await;
+        assert!(toml.contains("require_content_trust"), "{toml}");
+        admin.fill("textarea[name=toml]", "this is = = not toml").await;
+        admin.submit("form[action='/ui/settings/config'] button").await;
+        assert!(admin.has(".error").await, "a bad document was saved");
+        assert_eq!(admin.text("textarea[name=toml]").await, "this is = = not toml");
+        admin.check("29-admin-config").await;
+        for (path, case) in [
+            ("/ui/settings/authentication", "30-admin-authentication"),
+            ("/ui/settings/support", "31-admin-support"),
+        ] {
+            admin.goto(path).await;
+            admin.check(case).await;
+        }
+
         admin.goto("/ui/about").await;
         admin.check("08-admin-about").await;
         admin.logout().await;
@@ -591,7 +811,9 @@ fn dashboard_in_a_real_browser() {
         user.login("analista", ANALISTA_PW).await;
         user.check("11-user-dashboard").await;
         let menu = user.text("nav.menu").await;
-        assert!(!menu.contains("Content Trust") && !menu.contains("License"), "{menu}");
+        for admin_only in ["Content Trust", "License", "Access Matrix", "Audit Log", "Certificates", "Cluster Configuration"] {
+            assert!(!menu.contains(admin_only), "analista's menu offers {admin_only}: {menu}");
+        }
         for (path, case) in [
             ("/ui/users", "12-user-users"),
             ("/ui/orgs", "13-user-orgs"),
@@ -601,6 +823,14 @@ fn dashboard_in_a_real_browser() {
             ("/ui/roles", "16b-user-roles"),
             ("/ui/grants", "16c-user-grants"),
             ("/ui/collections", "16d-user-collections"),
+            ("/ui/stacks", "16e-user-stacks"),
+            ("/ui/containers", "16f-user-containers"),
+            ("/ui/images", "16g-user-images"),
+            ("/ui/networks", "16h-user-networks"),
+            ("/ui/volumes", "16i-user-volumes"),
+            ("/ui/secrets", "16j-user-secrets"),
+            ("/ui/configs", "16k-user-configs"),
+            ("/ui/kubernetes", "16l-user-kubernetes"),
             ("/ui/about", "17-user-about"),
         ] {
             user.goto(path).await;
@@ -652,6 +882,10 @@ fn dashboard_in_a_real_browser() {
         assert!(user.text("#users").await.contains(HOSTILE));
         user.goto("/ui/services").await;
         assert!(!user.has("#services tr[data-service]").await, "analista sees the admin's service");
+        user.goto("/ui/nodes").await;
+        assert!(!user.has("#add-nodes").await, "analista is offered the join tokens");
+        user.goto("/ui/secrets").await;
+        assert!(!user.text("main").await.contains("dca-secret"), "analista sees the admin's secret");
         user.goto("/ui/registry").await;
         assert!(!user.has("#repositories a").await, "analista sees the admin's private repository");
         user.goto("/ui/settings/trust").await;

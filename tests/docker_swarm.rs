@@ -438,6 +438,15 @@ fn admin_manages_secrets_configs_networks_and_nodes() {
     assert_eq!(me["Spec"]["Labels"]["a"], "b", "{me}");
     let err = d.fails(&["node", "inspect", "nosuchnode"]);
     assert!(err.contains("node nosuchnode not found"), "{err}");
+
+    // `docker swarm join-token` reads the cluster's join tokens.
+    for role in ["worker", "manager"] {
+        let token = d.ok(&["swarm", "join-token", "-q", role]);
+        assert!(token.trim().starts_with("CAPTKN-1-"), "{role}: {token}");
+    }
+    let worker = d.ok(&["swarm", "join-token", "-q", "worker"]);
+    let manager = d.ok(&["swarm", "join-token", "-q", "manager"]);
+    assert_ne!(worker, manager);
 }
 
 const COMPOSE: &str = r#"
@@ -646,6 +655,8 @@ fn a_user_with_narrow_grants_sees_and_does_only_what_they_may() {
     let err = b.fails(&["service", "inspect", "adminsvc"]);
     assert!(err.contains("adminsvc"), "{err}");
     let err = b.fails(&["node", "ls"]);
+    assert!(err.contains("access denied"), "{err}");
+    let err = b.fails(&["swarm", "join-token", "worker"]);
     assert!(err.contains("access denied"), "{err}");
     let secret = tempfile::NamedTempFile::new().expect("secret file");
     std::fs::write(secret.path(), "s3cret").expect("write secret");

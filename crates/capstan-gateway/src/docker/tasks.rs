@@ -29,6 +29,45 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/tasks", get(list))
         .route("/tasks/{id}", get(inspect))
         .route("/tasks/{id}/logs", get(logs))
+        .route("/api/tasks/summary", get(summary))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SummaryQuery {
+    recent: Option<usize>,
+}
+
+/// The most recent tasks a summary may list.
+const MAX_RECENT: usize = 100;
+
+/// `GET /api/tasks/summary?recent=N` (Capstan's own, for the dashboard's
+/// overview): the tasks the caller may see counted by state, and the `N`
+/// (default 10, at most 100) that changed last, as the Engine's JSON. One
+/// answer of a few kilobytes instead of every task.
+async fn summary(
+    State(gw): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SummaryQuery>,
+) -> ApiResult<Json<Value>> {
+    let n = q.recent.unwrap_or(10);
+    if n > MAX_RECENT {
+        return Err(ApiError::invalid(format!(
+            "recent={n} is too many: at most {MAX_RECENT}"
+        )));
+    }
+    let visible = visible_tasks(&gw, &caller).await?;
+    let mut by_state: std::collections::BTreeMap<String, u64> = Default::default();
+    for (t, _) in &visible.tasks {
+        *by_state.entry(t.status.state.to_string()).or_default() += 1;
+    }
+    let mut recent: Vec<&(Task, u64)> = visible.tasks.iter().collect();
+    recent.sort_unstable_by_key(|(t, _)| std::cmp::Reverse(t.status.timestamp));
+    recent.truncate(n);
+    Ok(Json(json!({
+        "ByState": by_state,
+        "Recent": recent.iter().map(|(t, v)| task_to_engine(t, *v)).collect::<Vec<_>>(),
+    })))
 }
 
 /// The desired states a `desired-state` filter may name.

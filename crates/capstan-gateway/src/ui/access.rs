@@ -13,18 +13,7 @@ use serde_json::{json, Value};
 
 use super::layout::{error, page, table};
 use super::pages::{csrf_field, render, s};
-use super::{refuse_post, Ui, Viewer};
-
-/// Parses a form whose fields may repeat (`op=a&op=b`).
-fn pairs(body: &[u8]) -> Vec<(String, String)> {
-    serde_urlencoded::from_bytes(body).unwrap_or_default()
-}
-
-fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
-}
+use super::{field, pairs, refuse_post, Ui, Viewer};
 
 async fn roles_page(ui: &Ui, viewer: &Viewer, err: Option<&str>) -> Markup {
     let list = ui.get(viewer, "/roles").await;
@@ -219,13 +208,6 @@ pub struct NewGrant {
     collection: String,
 }
 
-fn id_ok(x: &str) -> bool {
-    !x.is_empty()
-        && x.len() <= 200
-        && x.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
 /// `POST /ui/grants` → `PUT /collectionGrants/{subject}/{collection}/{role}`.
 pub async fn create_grant(
     State(ui): State<Ui>,
@@ -238,7 +220,7 @@ pub async fn create_grant(
     }
     let msg = if [&f.subject, &f.role, &f.collection]
         .iter()
-        .all(|x| id_ok(x))
+        .all(|x| super::swarm::segment_ok(x))
     {
         let a = ui
             .call(

@@ -6,13 +6,14 @@ use maud::{html, Markup, DOCTYPE};
 use super::Viewer;
 
 /// One menu entry: path, label, whether only admins see it.
-struct Entry {
-    path: &'static str,
-    label: &'static str,
-    admin: bool,
+pub(super) struct Entry {
+    pub path: &'static str,
+    pub label: &'static str,
+    pub admin: bool,
 }
 
-const MENU: &[(&str, &[Entry])] = &[
+/// The menu, by section: what each page is called and who sees it.
+pub(super) const MENU: &[(&str, &[Entry])] = &[
     (
         "",
         &[Entry {
@@ -44,6 +45,11 @@ const MENU: &[(&str, &[Entry])] = &[
                 label: "Grants",
                 admin: false,
             },
+            Entry {
+                path: "/ui/access",
+                label: "Access Matrix",
+                admin: true,
+            },
         ],
     ),
     (
@@ -52,6 +58,21 @@ const MENU: &[(&str, &[Entry])] = &[
             Entry {
                 path: "/ui/collections",
                 label: "Collections",
+                admin: false,
+            },
+            Entry {
+                path: "/ui/stacks",
+                label: "Stacks",
+                admin: false,
+            },
+            Entry {
+                path: "/ui/containers",
+                label: "Containers",
+                admin: false,
+            },
+            Entry {
+                path: "/ui/images",
+                label: "Images",
                 admin: false,
             },
             Entry {
@@ -68,11 +89,33 @@ const MENU: &[(&str, &[Entry])] = &[
     ),
     (
         "Swarm",
-        &[Entry {
-            path: "/ui/services",
-            label: "Services",
-            admin: false,
-        }],
+        &[
+            Entry {
+                path: "/ui/services",
+                label: "Services",
+                admin: false,
+            },
+            Entry {
+                path: "/ui/networks",
+                label: "Networks",
+                admin: false,
+            },
+            Entry {
+                path: "/ui/volumes",
+                label: "Volumes",
+                admin: false,
+            },
+            Entry {
+                path: "/ui/secrets",
+                label: "Secrets",
+                admin: false,
+            },
+            Entry {
+                path: "/ui/configs",
+                label: "Configs",
+                admin: false,
+            },
+        ],
     ),
     (
         "Kubernetes",
@@ -86,6 +129,16 @@ const MENU: &[(&str, &[Entry])] = &[
         "Admin Settings",
         &[
             Entry {
+                path: "/ui/settings/authentication",
+                label: "Authentication & Authorization",
+                admin: true,
+            },
+            Entry {
+                path: "/ui/settings/registry",
+                label: "Registry",
+                admin: true,
+            },
+            Entry {
                 path: "/ui/license",
                 label: "License",
                 admin: true,
@@ -93,6 +146,26 @@ const MENU: &[(&str, &[Entry])] = &[
             Entry {
                 path: "/ui/settings/trust",
                 label: "Content Trust",
+                admin: true,
+            },
+            Entry {
+                path: "/ui/settings/audit",
+                label: "Audit Log",
+                admin: true,
+            },
+            Entry {
+                path: "/ui/settings/certificates",
+                label: "Certificates",
+                admin: true,
+            },
+            Entry {
+                path: "/ui/settings/config",
+                label: "Cluster Configuration",
+                admin: true,
+            },
+            Entry {
+                path: "/ui/settings/support",
+                label: "Support Bundle",
                 admin: true,
             },
         ],

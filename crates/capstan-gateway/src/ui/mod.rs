@@ -13,9 +13,12 @@
 //! Content-Security-Policy allows nothing else.
 
 mod access;
+mod admin;
+mod cluster;
 mod layout;
 mod pages;
 mod profile;
+mod swarm;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -69,7 +72,6 @@ pub fn routes(gw: AppState, api: Router) -> Router {
         .route("/ui/", get(pages::overview))
         .route("/ui/users", get(pages::users).post(pages::create_user))
         .route("/ui/orgs", get(pages::orgs).post(pages::create_org))
-        .route("/ui/nodes", get(pages::nodes))
         .route(
             "/ui/services",
             get(pages::services).post(pages::create_service),
@@ -100,7 +102,13 @@ pub fn routes(gw: AppState, api: Router) -> Router {
             "/ui/license",
             get(profile::license).post(profile::upload_license),
         )
+        .merge(swarm::routes())
+        .merge(cluster::routes())
+        .merge(admin::routes())
         .layer(DefaultBodyLimit::max(MAX_FORM))
+        // Server-sent events are left uncompressed (the default predicate),
+        // so each event reaches the browser when it is sent.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::map_request(host_from_authority))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(ui)
@@ -166,6 +174,23 @@ pub struct Viewer {
     conn: Option<ConnInfo>,
     /// The host the browser asked for (what client bundles point at).
     host: Option<HeaderValue>,
+}
+
+impl Viewer {
+    /// Whether the viewer may do `operation` in at least one collection:
+    /// the API's own RBAC decision, which the dashboard uses to offer only
+    /// the forms and buttons that can work.
+    pub fn may(&self, ui: &Ui, operation: &str) -> bool {
+        if self.admin {
+            return true;
+        }
+        let Ok(op) = capstan_core::rbac::Operation::parse(operation) else {
+            return false;
+        };
+        let snap = ui.gw.directory.get();
+        snap.principal(&self.username)
+            .is_some_and(|p| !snap.authorizer.visible_collections(p, op).is_empty())
+    }
 }
 
 /// The CSRF token of a session: a digest of its token, which other sites
@@ -248,6 +273,18 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), String> {
     }
 }
 
+/// Parses a form whose fields may repeat (`op=a&op=b`).
+fn pairs(body: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+/// A form field's value, empty when absent.
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
 /// An API answer: status and JSON body (`Null` when empty).
 pub struct Answer {
     /// HTTP status.
@@ -262,6 +299,15 @@ impl Answer {
     /// Whether the call succeeded.
     pub fn ok(&self) -> bool {
         self.status.is_success()
+    }
+
+    /// `Ok` when the call succeeded, else the API's message.
+    pub fn result(&self) -> Result<(), String> {
+        if self.ok() {
+            Ok(())
+        } else {
+            Err(self.message())
+        }
     }
 
     /// The error message the API gave.

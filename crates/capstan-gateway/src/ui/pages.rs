@@ -187,7 +187,7 @@ pub async fn overview(State(ui): State<Ui>, viewer: Viewer) -> Response {
     let (nodes, services, tasks) = tokio::join!(
         ui.get(&viewer, "/nodes"),
         ui.get(&viewer, "/services?status=true"),
-        ui.get(&viewer, "/tasks"),
+        ui.get(&viewer, "/api/tasks/summary?recent=10"),
     );
     let count = |a: &super::Answer, f: &dyn Fn(&Value) -> bool| -> Option<usize> {
         a.ok().then(|| {
@@ -200,14 +200,35 @@ pub async fn overview(State(ui): State<Ui>, viewer: Viewer) -> Response {
     let workers = count(&nodes, &|x| s(x, "/Spec/Role") == "worker");
     let down = count(&nodes, &|x| s(x, "/Status/State") != "ready");
     let services_n = count(&services, &|_| true);
-    let mut by_state: BTreeMap<String, usize> = BTreeMap::new();
-    if let Some(list) = tasks.body.as_array() {
-        for t in list {
-            *by_state
-                .entry(s(t, "/Status/State").to_string())
-                .or_default() += 1;
-        }
-    }
+    let by_state: BTreeMap<String, u64> = tasks.body["ByState"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+        .collect();
+    let converged = count(&services, &|x| {
+        n(x, "/ServiceStatus/RunningTasks") >= n(x, "/ServiceStatus/DesiredTasks")
+    });
+    let names: BTreeMap<&str, &str> = services
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| (s(x, "/ID"), s(x, "/Spec/Name")))
+        .collect();
+    let hosts: BTreeMap<&str, &str> = nodes
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| (s(x, "/ID"), s(x, "/Description/Hostname")))
+        .collect();
+    // The latest task changes: what the cluster did last.
+    let recent: Vec<&Value> = tasks.body["Recent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
     let card = |label: &str, value: Option<usize>| {
         html! {
             div.card {
@@ -222,7 +243,27 @@ pub async fn overview(State(ui): State<Ui>, viewer: Viewer) -> Response {
             (card("Workers", workers))
             (card("Nodes not ready", down))
             (card("Services", services_n))
-            (card("Tasks running", tasks.ok().then(|| by_state.get("running").copied().unwrap_or(0))))
+            (card("Services converged", converged))
+            (card("Tasks running", tasks.ok().then(|| by_state.get("running").copied().unwrap_or(0) as usize)))
+        }
+        div.panel {
+            h2 { "Nodes" }
+            @if nodes.body.as_array().is_none_or(Vec::is_empty) {
+                p.empty { "No nodes you may see." }
+            } @else {
+                table #node-resources data-table data-page-size="10" {
+                    thead { tr { th { "Node" } th { "State" } th { "Resources" } } }
+                    tbody {
+                        @for x in nodes.body.as_array().into_iter().flatten() {
+                            tr {
+                                td { a href={ "/ui/nodes/" (s(x, "/ID")) } { (s(x, "/Description/Hostname")) } }
+                                td { (s(x, "/Status/State")) }
+                                td { (super::cluster::node_meters(x)) }
+                            }
+                        }
+                    }
+                }
+            }
         }
         div.panel {
             h2 { "Tasks by state" }
@@ -232,6 +273,23 @@ pub async fn overview(State(ui): State<Ui>, viewer: Viewer) -> Response {
                 table #tasks-by-state data-table {
                     thead { tr { th { "State" } th { "Tasks" } } }
                     tbody { @for (state, k) in &by_state { tr { td { (state) } td { (k) } } } }
+                }
+            }
+        }
+        div.panel {
+            h2 { "Recent events" }
+            @if recent.is_empty() {
+                p.empty { "Nothing has happened yet." }
+            } @else {
+                ul #recent-events {
+                    @for t in &recent {
+                        li {
+                            span.muted { (s(t, "/Status/Timestamp")) } " "
+                            (names.get(s(t, "/ServiceID")).copied().unwrap_or("a task")) "." (n(t, "/Slot"))
+                            " is " strong { (s(t, "/Status/State")) }
+                            @if let Some(h) = hosts.get(s(t, "/NodeID")) { " on " (h) }
+                        }
+                    }
                 }
             }
         }
@@ -435,42 +493,9 @@ pub async fn create_org(
     )
 }
 
-/// `GET /ui/nodes`.
-pub async fn nodes(State(ui): State<Ui>, viewer: Viewer) -> Response {
-    let list = ui.get(&viewer, "/nodes").await;
-    let rows: Vec<Markup> = list
-        .body
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|x| {
-            let state = s(x, "/Status/State");
-            html! {
-                tr {
-                    td { (s(x, "/Description/Hostname")) }
-                    td { (s(x, "/Spec/Role")) @if x.pointer("/ManagerStatus/Leader") == Some(&Value::Bool(true)) { " (leader)" } }
-                    td { @if state == "ready" { span.badge.ok { (state) } } @else { span.badge.bad { (state) } } }
-                    td { (s(x, "/Spec/Availability")) }
-                    td { (s(x, "/Status/Addr")) }
-                    td { code { (s(x, "/ID")) } }
-                }
-            }
-        })
-        .collect();
-    let body = html! {
-        div.panel {
-            @if list.ok() {
-                (table("nodes", &["Hostname", "Role", "State", "Availability", "Address", "ID"], rows, "No nodes you may see."))
-            } @else {
-                (error(Some(&list.message())))
-            }
-        }
-    };
-    render(StatusCode::OK, page(&viewer, "/ui/nodes", "Nodes", body))
-}
-
 async fn services_page(ui: &Ui, viewer: &Viewer, err: Option<&str>) -> Markup {
     let list = ui.get(viewer, "/services?status=true").await;
+    let scalable = viewer.may(ui, "service.update");
     let rows: Vec<Markup> = list
         .body
         .as_array()
@@ -480,17 +505,19 @@ async fn services_page(ui: &Ui, viewer: &Viewer, err: Option<&str>) -> Markup {
             let id = s(x, "/ID");
             html! {
                 tr data-service=(id) {
-                    td { (s(x, "/Spec/Name")) }
+                    td { a href={ "/ui/services/" (id) } { (s(x, "/Spec/Name")) } }
                     td { code { (s(x, "/Spec/TaskTemplate/ContainerSpec/Image")) } }
                     td data-replicas data-running=(n(x, "/ServiceStatus/RunningTasks")) {
                         (n(x, "/ServiceStatus/RunningTasks")) " / " (n(x, "/ServiceStatus/DesiredTasks"))
                     }
                     td {
+                        @if scalable {
                         form.inline method="post" action={ "/ui/services/" (id) "/scale" } {
                             (csrf_field(viewer))
                             input type="number" name="replicas" min="0" max="1000" required aria-label="Replicas"
                                 value=(n(x, "/Spec/Mode/Replicated/Replicas")) class="narrow";
                             button.secondary type="submit" { "Scale" }
+                        }
                         }
                     }
                 }
@@ -498,6 +525,7 @@ async fn services_page(ui: &Ui, viewer: &Viewer, err: Option<&str>) -> Markup {
         })
         .collect();
     html! {
+        @if viewer.may(ui, "service.create") {
         div.panel {
             h2 { "Create service" }
             (error(err))
@@ -509,6 +537,9 @@ async fn services_page(ui: &Ui, viewer: &Viewer, err: Option<&str>) -> Markup {
                 label { "Command" input name="command" placeholder="e.g. sleep 3600"; }
                 button type="submit" { "Create" }
             }
+        }
+        } @else {
+            (error(err))
         }
         div.panel data-live="/ui/events/services" {
             @if list.ok() {
@@ -540,7 +571,7 @@ pub struct NewService {
     command: String,
 }
 
-fn replicas(raw: &str) -> Result<u64, String> {
+pub(super) fn replicas(raw: &str) -> Result<u64, String> {
     raw.trim()
         .parse::<u64>()
         .ok()
@@ -610,36 +641,16 @@ pub async fn scale_service(
     if let Some(r) = refuse_post(&viewer, &headers, &f.csrf) {
         return r;
     }
-    let result = async {
-        let count = replicas(&f.replicas)?;
-        if !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(format!("{id:?} is not a service id"));
+    let result = match replicas(&f.replicas) {
+        Ok(count) => {
+            super::cluster::change_service(&ui, &viewer, &id, "", |spec| {
+                spec["Mode"] = json!({"Replicated": {"Replicas": count}});
+                Ok(())
+            })
+            .await
         }
-        let current = ui.get(&viewer, &format!("/services/{id}")).await;
-        if !current.ok() {
-            return Err(current.message());
-        }
-        let version = n(&current.body, "/Version/Index");
-        let mut spec = current.body["Spec"].clone();
-        spec["Mode"] = json!({"Replicated": {"Replicas": count}});
-        let a = ui
-            .json(
-                &viewer,
-                Method::POST,
-                &format!("/services/{id}/update?version={version}"),
-                &spec,
-            )
-            .await;
-        if a.ok() {
-            Ok(())
-        } else {
-            Err(a.message())
-        }
-    }
-    .await;
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => Redirect::to("/ui/services").into_response(),
         Err(msg) => {

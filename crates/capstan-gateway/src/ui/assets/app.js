@@ -101,6 +101,22 @@
 
   Array.prototype.forEach.call(document.querySelectorAll("table[data-table]"), setupTable);
 
+  // Logs load after the page, so a slow node never holds it.
+  Array.prototype.forEach.call(document.querySelectorAll("pre[data-logs]"), function (box) {
+    fetch(box.getAttribute("data-logs"), { credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (answer) {
+        if (answer.error) {
+          box.className = "error";
+          box.textContent = answer.error;
+        } else {
+          box.textContent = answer.text || "(no output)";
+        }
+        box.setAttribute("data-loaded", "true");
+      })
+      .catch(function () { box.textContent = "The logs could not be loaded."; });
+  });
+
   var live = document.querySelector("[data-live]");
   if (live && window.EventSource) {
     var source = new EventSource(live.getAttribute("data-live"));
