@@ -670,6 +670,7 @@ fn dashboard_in_a_real_browser() {
 
         // The service's own page: tasks, logs, an update, and the rollback
         // it makes possible.
+        admin.goto("/ui/services").await;
         admin.submit("#services tr[data-service] td a").await;
         assert!(admin.path().await.starts_with("/ui/services/"));
         admin.wait_tasks_running(2).await;

@@ -378,7 +378,9 @@ pub struct BenchArgs {
     /// throughput of an image of 10 layers of 20 MB, single and 32 pulls at
     /// once, and peak memory, against Debian's `docker-registry`) or
     /// `trust` (Notary publishes and reads per second from 16 clients,
-    /// against Debian's `notary-server`).
+    /// against Debian's `notary-server`) or `dashboard` (time and size of
+    /// the web dashboard's main pages with 50 nodes, 1,000 services,
+    /// 10,000 tasks and 500 users in the store).
     pub what: String,
     /// Seconds to run each measured phase (`registry` runs a fixed
     /// workload instead).

@@ -896,24 +896,47 @@ pub struct MatrixRow {
 pub struct AccessMatrix {
     /// Collection paths, in tree order.
     pub collections: Vec<String>,
-    /// One row per user.
+    /// One row per user of this page, by username.
     pub users: Vec<MatrixRow>,
+    /// Users in all.
+    pub total: usize,
+}
+
+/// A page of the access matrix.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MatrixQuery {
+    /// Users to skip, by username order (default 0).
+    pub start: Option<usize>,
+    /// At most this many users (1 to 500, default 50).
+    pub limit: Option<usize>,
 }
 
 /// The access matrix: every user against every collection, with the roles
 /// they hold there; `/api/authz/explain` says why for one operation.
-#[utoipa::path(get, path = "/api/authz/matrix", tag = "rbac", security(("bearer" = [])),
-    responses((status = 200, body = AccessMatrix), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn matrix(caller: Caller) -> ApiResult<Json<AccessMatrix>> {
+#[utoipa::path(get, path = "/api/authz/matrix", tag = "rbac", params(MatrixQuery), security(("bearer" = [])),
+    responses((status = 200, body = AccessMatrix), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)))]
+pub async fn matrix(
+    caller: Caller,
+    ApiQuery(q): ApiQuery<MatrixQuery>,
+) -> ApiResult<Json<AccessMatrix>> {
     caller.authorize(
         op!("authz.explain"),
         Resource::Collection("/"),
         "authorization decisions",
     )?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit={limit} is out of range: 1 to 500"
+        )));
+    }
     let snap = &caller.snap;
     let mut collections = Vec::new();
-    let mut users = Vec::with_capacity(snap.users.len());
-    for username in snap.users.keys() {
+    let mut users = Vec::with_capacity(limit);
+    for username in snap.users.keys().skip(q.start.unwrap_or(0)).take(limit) {
         let Some(principal) = snap.principal(username) else {
             continue;
         };
@@ -931,5 +954,9 @@ pub async fn matrix(caller: Caller) -> ApiResult<Json<AccessMatrix>> {
                 .collect(),
         });
     }
-    Ok(Json(AccessMatrix { collections, users }))
+    Ok(Json(AccessMatrix {
+        collections,
+        users,
+        total: snap.users.len(),
+    }))
 }

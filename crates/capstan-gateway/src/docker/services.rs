@@ -108,20 +108,28 @@ fn service_matches(f: &Filters, s: &Service) -> bool {
         && f.labels_match(&s.spec.labels)
 }
 
+/// Tasks meant to run, per service id: (how many, how many run).
+pub(super) type TaskCounts<'a> = std::collections::HashMap<&'a str, (u64, u64)>;
+
+/// Counts the tasks meant to run of every service, in one pass.
+pub(super) fn task_counts(tasks: &[(Task, u64)]) -> TaskCounts<'_> {
+    let mut counts = TaskCounts::new();
+    for (t, _) in tasks {
+        if t.desired_state == TaskState::Running {
+            let c = counts.entry(t.service_id.as_str()).or_default();
+            c.0 += 1;
+            c.1 += u64::from(t.status.state == TaskState::Running);
+        }
+    }
+    counts
+}
+
 /// Task counts of a service, as `docker service ls` shows them.
-fn service_status(s: &Service, tasks: &[(Task, u64)]) -> ServiceStatusJson {
-    let wanted: Vec<&Task> = tasks
-        .iter()
-        .map(|(t, _)| t)
-        .filter(|t| t.service_id == s.id && t.desired_state == TaskState::Running)
-        .collect();
-    let running = wanted
-        .iter()
-        .filter(|t| t.status.state == TaskState::Running)
-        .count() as u64;
+pub(super) fn service_status(s: &Service, counts: &TaskCounts<'_>) -> ServiceStatusJson {
+    let (wanted, running) = counts.get(s.id.as_str()).copied().unwrap_or_default();
     let desired = match s.spec.mode {
         ServiceMode::Replicated { replicas } => replicas,
-        ServiceMode::Global => wanted.len() as u64,
+        ServiceMode::Global => wanted,
     };
     ServiceStatusJson {
         running_tasks: running,
@@ -147,12 +155,13 @@ async fn list(
     } else {
         Vec::new()
     };
+    let counts = task_counts(&tasks);
     Ok(Json(
         services
             .iter()
             .filter(|(s, _)| service_matches(&filters, s))
             .map(|(s, v)| {
-                let status = with_status.then(|| service_status(s, &tasks));
+                let status = with_status.then(|| service_status(s, &counts));
                 service_to_engine(s, *v, false, status)
             })
             .collect(),

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::convert::{object_collection, resolve, rfc3339, task_template_to_engine};
 use super::filters::Filters;
-use super::services::{log_response, LogOptions, LogsQuery};
+use super::services::{log_response, service_status, task_counts, LogOptions, LogsQuery};
 use crate::api::op;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -42,8 +42,10 @@ struct SummaryQuery {
 const MAX_RECENT: usize = 100;
 
 /// `GET /api/tasks/summary?recent=N` (Capstan's own, for the dashboard's
-/// overview): the tasks the caller may see counted by state, and the `N`
-/// (default 10, at most 100) that changed last, as the Engine's JSON. One
+/// overview): the tasks the caller may see counted by state, the services
+/// they may see with how many run every task they should, and the `N`
+/// (default 10, at most 100) that changed last, as the Engine's JSON with
+/// the name `docker service ps` shows. One
 /// answer of a few kilobytes instead of every task.
 async fn summary(
     State(gw): State<AppState>,
@@ -61,12 +63,31 @@ async fn summary(
     for (t, _) in &visible.tasks {
         *by_state.entry(t.status.state.to_string()).or_default() += 1;
     }
+    // Services the caller may view, and how many run all they should.
+    let counts = task_counts(&visible.tasks);
+    let (mut services, mut converged) = (0u64, 0u64);
+    for s in visible.services.values() {
+        let path = object_collection(&s.spec.labels);
+        if caller.may(op!("service.view"), Resource::Collection(&path)) {
+            let status = service_status(s, &counts);
+            services += 1;
+            converged += u64::from(status.running_tasks >= status.desired_tasks);
+        }
+    }
     let mut recent: Vec<&(Task, u64)> = visible.tasks.iter().collect();
     recent.sort_unstable_by_key(|(t, _)| std::cmp::Reverse(t.status.timestamp));
     recent.truncate(n);
     Ok(Json(json!({
         "ByState": by_state,
-        "Recent": recent.iter().map(|(t, v)| task_to_engine(t, *v)).collect::<Vec<_>>(),
+        "Services": {"Total": services, "Converged": converged},
+        "Recent": recent
+            .iter()
+            .map(|(t, v)| {
+                let mut task = task_to_engine(t, *v);
+                task["Name"] = json!(task_name(t));
+                task
+            })
+            .collect::<Vec<_>>(),
     })))
 }
 
@@ -97,14 +118,26 @@ async fn visible_tasks(gw: &AppState, caller: &Caller) -> ApiResult<Visible> {
         .into_iter()
         .map(|(s, _)| (s.id.clone(), s))
         .collect();
+    // Decided once per service, not once per task.
+    let allowed: HashMap<&str, bool> = services
+        .values()
+        .map(|s| {
+            let path = object_collection(&s.spec.labels);
+            let may = caller.may(op!("service.view-tasks"), Resource::Collection(&path));
+            (s.id.as_str(), may)
+        })
+        .collect();
+    let orphans_visible = caller.may(op!("service.view-tasks"), Resource::Collection("/"));
     let tasks = gw
         .manager
         .list_all::<Task>(Consistency::Linearizable)
         .await?
         .into_iter()
         .filter(|(t, _)| {
-            let path = task_collection(t, &services);
-            caller.may(op!("service.view-tasks"), Resource::Collection(&path))
+            allowed
+                .get(t.service_id.as_str())
+                .copied()
+                .unwrap_or(orphans_visible)
         })
         .collect();
     Ok(Visible { tasks, services })
@@ -259,19 +292,24 @@ async fn task_filter(gw: &AppState, v: &Visible, raw: Option<&str>) -> ApiResult
 impl TaskFilter {
     fn matches(&self, t: &Task, services: &HashMap<String, Service>) -> bool {
         let service = services.get(&t.service_id);
-        let node = t.node_id.map(|n| n.to_string()).unwrap_or_default();
-        let desired = t.desired_state.to_string();
-        let mut labels = service.map(|s| s.spec.labels.clone()).unwrap_or_default();
-        labels.extend(t.spec.container.labels.clone());
-        self.f.id_matches(&t.id)
+        // Cheapest tests first: most lists filter by service or node.
+        self.services
+            .as_ref()
+            .is_none_or(|ids| ids.contains(&t.service_id))
+            && self.nodes.as_ref().is_none_or(|ids| {
+                let node = t.node_id.map(|n| n.to_string()).unwrap_or_default();
+                ids.contains(&node)
+            })
+            && self.f.id_matches(&t.id)
             && self.f.any("name", |n| task_name(t).starts_with(n))
             && self
-                .services
-                .as_ref()
-                .is_none_or(|ids| ids.contains(&t.service_id))
-            && self.nodes.as_ref().is_none_or(|ids| ids.contains(&node))
-            && self.f.any("desired-state", |d| d == desired)
-            && self.f.labels_match(&labels)
+                .f
+                .any("desired-state", |d| d == t.desired_state.to_string())
+            && (self.f.get("label").is_empty() || {
+                let mut labels = service.map(|s| s.spec.labels.clone()).unwrap_or_default();
+                labels.extend(t.spec.container.labels.clone());
+                self.f.labels_match(&labels)
+            })
             && (!self.up_to_date || service.is_some_and(|s| s.spec.task == t.spec))
     }
 }

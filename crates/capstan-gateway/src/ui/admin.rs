@@ -31,6 +31,9 @@ pub(super) fn routes() -> Router<Ui> {
 
 #[derive(Deserialize, Default)]
 pub struct ExplainForm {
+    /// The matrix page's first user.
+    #[serde(default)]
+    start: usize,
     #[serde(default)]
     subject: String,
     #[serde(default)]
@@ -42,7 +45,13 @@ pub struct ExplainForm {
 /// `GET /ui/access`: the access matrix and, when asked, one decision
 /// explained.
 async fn access(State(ui): State<Ui>, viewer: Viewer, Query(q): Query<ExplainForm>) -> Response {
-    let matrix = ui.get(&viewer, "/api/authz/matrix").await;
+    const PAGE: usize = 50;
+    let matrix = ui
+        .get(
+            &viewer,
+            &format!("/api/authz/matrix?start={}&limit={PAGE}", q.start),
+        )
+        .await;
     let explained = if q.subject.is_empty() {
         None
     } else {
@@ -57,35 +66,50 @@ async fn access(State(ui): State<Ui>, viewer: Viewer, Query(q): Query<ExplainFor
                 .await,
         )
     };
-    let collections: Vec<&str> = matrix.body["collections"]
+    let all: Vec<&str> = matrix.body["collections"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    let rows: Vec<Markup> = matrix.body["users"]
+    let users: Vec<&Value> = matrix.body["users"]
         .as_array()
         .into_iter()
         .flatten()
+        .collect();
+    let roles_at = |u: &Value, i: usize| -> Vec<String> {
+        u["roles"][i]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    // Only the collections where someone of this page holds a role: a
+    // column of blanks says nothing.
+    let shown: Vec<usize> = (0..all.len())
+        .filter(|&i| users.iter().any(|u| !roles_at(u, i).is_empty()))
+        .collect();
+    let collections: Vec<&str> = shown.iter().map(|&i| all[i]).collect();
+    let rows: Vec<Markup> = users
+        .iter()
         .map(|u| {
-            let roles = u["roles"].as_array().cloned().unwrap_or_default();
             html! {
                 tr {
                     th scope="row" { (s(u, "/username")) }
-                    @for r in &roles {
+                    @for &i in &shown {
                         td {
                             @if u["active"] == false { span.muted { "inactive" } }
                             @else if u["admin"] == true { span.badge.ok { "admin" } }
-                            @else {
-                                @let names: Vec<&str> = r.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                                (names.join(", "))
-                            }
+                            @else { (roles_at(u, i).join(", ")) }
                         }
                     }
                 }
             }
         })
         .collect();
+    let total = matrix.body["total"].as_u64().unwrap_or(0) as usize;
     let mut headers = vec!["User"];
     headers.extend(collections.iter().copied());
     let body = html! {
@@ -119,7 +143,12 @@ async fn access(State(ui): State<Ui>, viewer: Viewer, Query(q): Query<ExplainFor
         }
         div.panel.scroll {
             @if matrix.ok() {
+                p.muted { "Users " (q.start + 1) "–" (q.start + users.len()) " of " (total) ", with the collections where they hold a role." }
                 (table("matrix", &headers, rows, "No users."))
+                p.tools {
+                    @if q.start > 0 { a.button href={ "/ui/access?start=" (q.start.saturating_sub(PAGE)) } { "Earlier" } }
+                    @if q.start + PAGE < total { a.button href={ "/ui/access?start=" (q.start + PAGE) } { "Later" } }
+                }
             } @else {
                 (error(Some(&matrix.message())))
             }

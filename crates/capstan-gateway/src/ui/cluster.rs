@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::layout::{error, page, table};
 use super::pages::{csrf_field, render, s};
-use super::swarm::{logs_box, logs_json, remove_button, segment_ok};
+use super::swarm::{call_on, logs_box, logs_json, remove_button, segment_ok, titled};
 use super::{field, pairs, refuse_post, Answer, Ui, Viewer};
 
 pub(super) fn routes() -> Router<Ui> {
@@ -188,12 +188,10 @@ async fn node_page(ui: &Ui, viewer: &Viewer, id: &str, err: Option<&str>) -> Res
             div.panel { (error(Some(&node.message()))) }
         }
     };
-    let title = if hostname.is_empty() {
-        "Node".to_string()
-    } else {
-        format!("Node {hostname}")
-    };
-    render(StatusCode::OK, page(viewer, "/ui/nodes", &title, body))
+    render(
+        StatusCode::OK,
+        page(viewer, "/ui/nodes", &titled("Node", hostname), body),
+    )
 }
 
 /// `GET /ui/nodes/{id}`.
@@ -386,12 +384,10 @@ async fn service_page(ui: &Ui, viewer: &Viewer, id: &str, err: Option<&str>) -> 
             div.panel { (error(Some(&service.message()))) }
         }
     };
-    let title = if name.is_empty() {
-        "Service".to_string()
-    } else {
-        format!("Service {name}")
-    };
-    render(StatusCode::OK, page(viewer, "/ui/services", &title, body))
+    render(
+        StatusCode::OK,
+        page(viewer, "/ui/services", &titled("Service", name), body),
+    )
 }
 
 /// `GET /ui/services/{id}`.
@@ -518,18 +514,8 @@ async fn remove_service(
     if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
         return r;
     }
-    let result = if segment_ok(&id) {
-        ui.call(
-            Some(&viewer),
-            Method::DELETE,
-            &format!("/services/{id}"),
-            None,
-        )
-        .await
-        .result()
-    } else {
-        Err(format!("{id:?} is not a service id"))
-    };
+    let path = format!("/services/{id}");
+    let result = call_on(&ui, &viewer, Method::DELETE, "service", &id, &path).await;
     match result {
         Ok(()) => Redirect::to("/ui/services").into_response(),
         Err(msg) => service_page(&ui, &viewer, &id, Some(&msg)).await,

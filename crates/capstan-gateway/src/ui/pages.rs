@@ -184,9 +184,8 @@ pub async fn not_found() -> Response {
 
 /// `GET /ui/`: the cluster at a glance.
 pub async fn overview(State(ui): State<Ui>, viewer: Viewer) -> Response {
-    let (nodes, services, tasks) = tokio::join!(
+    let (nodes, tasks) = tokio::join!(
         ui.get(&viewer, "/nodes"),
-        ui.get(&viewer, "/services?status=true"),
         ui.get(&viewer, "/api/tasks/summary?recent=10"),
     );
     let count = |a: &super::Answer, f: &dyn Fn(&Value) -> bool| -> Option<usize> {
@@ -199,22 +198,17 @@ pub async fn overview(State(ui): State<Ui>, viewer: Viewer) -> Response {
     let managers = count(&nodes, &|x| s(x, "/Spec/Role") == "manager");
     let workers = count(&nodes, &|x| s(x, "/Spec/Role") == "worker");
     let down = count(&nodes, &|x| s(x, "/Status/State") != "ready");
-    let services_n = count(&services, &|_| true);
+    let services_n = tasks
+        .ok()
+        .then(|| n(&tasks.body, "/Services/Total") as usize);
+    let converged = tasks
+        .ok()
+        .then(|| n(&tasks.body, "/Services/Converged") as usize);
     let by_state: BTreeMap<String, u64> = tasks.body["ByState"]
         .as_object()
         .into_iter()
         .flatten()
         .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-        .collect();
-    let converged = count(&services, &|x| {
-        n(x, "/ServiceStatus/RunningTasks") >= n(x, "/ServiceStatus/DesiredTasks")
-    });
-    let names: BTreeMap<&str, &str> = services
-        .body
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|x| (s(x, "/ID"), s(x, "/Spec/Name")))
         .collect();
     let hosts: BTreeMap<&str, &str> = nodes
         .body
@@ -285,7 +279,7 @@ pub async fn overview(State(ui): State<Ui>, viewer: Viewer) -> Response {
                     @for t in &recent {
                         li {
                             span.muted { (s(t, "/Status/Timestamp")) } " "
-                            (names.get(s(t, "/ServiceID")).copied().unwrap_or("a task")) "." (n(t, "/Slot"))
+                            (s(t, "/Name"))
                             " is " strong { (s(t, "/Status/State")) }
                             @if let Some(h) = hosts.get(s(t, "/NodeID")) { " on " (h) }
                         }

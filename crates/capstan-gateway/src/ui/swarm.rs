@@ -344,6 +344,31 @@ pub(super) fn segment_ok(x: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// Calls the API on one object named in the dashboard's URL, refusing an
+/// id that cannot be one path segment.
+pub(super) async fn call_on(
+    ui: &Ui,
+    viewer: &Viewer,
+    method: Method,
+    noun: &str,
+    id: &str,
+    path: &str,
+) -> Result<(), String> {
+    if !segment_ok(id) {
+        return Err(format!("{id:?} is not a {noun} id"));
+    }
+    ui.call(Some(viewer), method, path, None).await.result()
+}
+
+/// A page title naming its object: `Service web`, or `Service` alone.
+pub(super) fn titled(kind: &str, name: &str) -> String {
+    if name.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} {name}")
+    }
+}
+
 /// A button that asks before it removes.
 pub(super) fn remove_button(viewer: &Viewer, action: &str, what: &str) -> Markup {
     html! {
@@ -441,13 +466,15 @@ async fn remove(
     if let Some(r) = refuse_post(viewer, headers, field(&form, "csrf")) {
         return r;
     }
-    let result = if segment_ok(id) {
-        ui.call(Some(viewer), Method::DELETE, &(kind.remove)(id), None)
-            .await
-            .result()
-    } else {
-        Err(format!("{id:?} is not a {} id", kind.noun))
-    };
+    let result = call_on(
+        ui,
+        viewer,
+        Method::DELETE,
+        kind.noun,
+        id,
+        &(kind.remove)(id),
+    )
+    .await;
     match result {
         Ok(()) => Redirect::to(&format!("/ui/{}", kind.slug)).into_response(),
         Err(msg) => list_page(ui, viewer, kind, Some(&msg)).await,
@@ -506,11 +533,7 @@ async fn container_page(ui: &Ui, viewer: &Viewer, id: &str, err: Option<&str>) -
     let name = s(&inspect.body, "/Name")
         .trim_start_matches('/')
         .to_string();
-    let title = if name.is_empty() {
-        "Container".to_string()
-    } else {
-        format!("Container {name}")
-    };
+    let title = titled("Container", &name);
     let pretty = serde_json::to_string_pretty(&inspect.body).unwrap_or_default();
     let body = html! {
         (error(err))
@@ -579,18 +602,8 @@ async fn stop_container(
     if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
         return r;
     }
-    let result = if segment_ok(&id) {
-        ui.call(
-            Some(&viewer),
-            Method::POST,
-            &format!("/containers/{id}/stop"),
-            None,
-        )
-        .await
-        .result()
-    } else {
-        Err(format!("{id:?} is not a container id"))
-    };
+    let path = format!("/containers/{id}/stop");
+    let result = call_on(&ui, &viewer, Method::POST, "container", &id, &path).await;
     match result {
         Ok(()) => Redirect::to(&format!("/ui/containers/{id}")).into_response(),
         Err(msg) => container_page(&ui, &viewer, &id, Some(&msg)).await,

@@ -1,5 +1,5 @@
-//! `capstan bench schedule`, `authz`, `gateway`, `proxy`, `registry` and
-//! `trust`: see those modules (`registry` drives the registries through
+//! `capstan bench schedule`, `authz`, `gateway`, `proxy`, `registry`,
+//! `trust` and `dashboard`: see those modules (`registry` drives the registries through
 //! `distribution`, its peer is in `docker_registry`).
 //!
 //! `capstan bench store`: a three-manager Capstan cluster on loopback,
@@ -14,6 +14,7 @@
 
 mod authz;
 mod cluster;
+mod dashboard;
 mod distribution;
 mod docker_registry;
 mod etcd;
@@ -57,6 +58,21 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.what.as_str() {
         "store" => {}
         "authz" => return authz::run(),
+        "dashboard" => {
+            let work = tempfile::Builder::new()
+                .prefix("capstan-bench-")
+                .disable_cleanup(args.keep_work_dir)
+                .tempdir()
+                .context("create the benchmark's temporary directory")?;
+            let mut ports = Ports::default();
+            return tokio::select! {
+                result = dashboard::run(work.path(), &mut ports) => result,
+                signal = interrupted() => {
+                    signal?;
+                    bail!("interrupted; every process the benchmark started was killed")
+                }
+            };
+        }
         "trust" => {
             let peer = trust::peer_binary(args.no_peer)?;
             let work = tempfile::Builder::new()
@@ -109,7 +125,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             };
         }
         other => {
-            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz`, `gateway`, `proxy`, `registry` or `trust`")
+            bail!("unknown benchmark {other:?}: expected `store`, `schedule`, `authz`, `gateway`, `proxy`, `registry`, `trust` or `dashboard`")
         }
     }
     // Before anything starts, so a missing etcd costs nothing.

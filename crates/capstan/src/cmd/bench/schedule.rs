@@ -127,12 +127,12 @@ pub(super) async fn start_manager(
     Ok((process, data))
 }
 
-async fn swarm_client(data: &DataDir) -> anyhow::Result<SwarmClient<Channel>> {
+pub(super) async fn swarm_client(data: &DataDir) -> anyhow::Result<SwarmClient<Channel>> {
     let channel = capstan_manager::client::channel(data, None).await?;
     Ok(SwarmClient::new(channel).max_decoding_message_size(256 << 20))
 }
 
-async fn create_service(
+pub(super) async fn create_service(
     client: &mut SwarmClient<Channel>,
     name: &str,
     replicas: u64,
@@ -231,24 +231,25 @@ async fn fake_agent(
     }
 }
 
-async fn simulated(work: &Path, ports: &mut Ports) -> anyhow::Result<serde_json::Value> {
-    let dir = work.join("simulated");
-    std::fs::create_dir_all(&dir)?;
-    eprintln!("bench: simulated: starting a manager and {SIM_NODES} in-process agents");
-    let (_manager, data) = start_manager(&dir, ports, false).await?;
+/// Joins `count` simulated nodes (in-process agents, see [`fake_agent`])
+/// to the manager of `data` and waits until every one is ready.
+pub(super) async fn simulated_nodes(
+    dir: &Path,
+    data: &DataDir,
+    count: usize,
+    assigned: &Arc<Mutex<HashSet<String>>>,
+    running_tx: &mpsc::UnboundedSender<usize>,
+) -> anyhow::Result<tokio::task::JoinSet<anyhow::Result<()>>> {
     let config = capstan_manager::NodeConfig::load(&data.config())?;
     let manager_addr = config.advertise_addr();
-    let mut cluster = capstan_manager::client::connect(&data, None).await?;
+    let mut cluster = capstan_manager::client::connect(data, None).await?;
     let token = cluster
         .join_tokens(pb::JoinTokensRequest::default())
         .await?
         .into_inner()
         .worker;
-
-    let assigned = Arc::new(Mutex::new(HashSet::new()));
-    let (running_tx, mut running_rx) = mpsc::unbounded_channel();
     let mut agents = tokio::task::JoinSet::new();
-    for i in 0..SIM_NODES {
+    for i in 0..count {
         let node = DataDir::new(dir.join(format!("node{i:03}")));
         bootstrap::join(JoinOptions {
             data_dir: node.clone(),
@@ -271,7 +272,6 @@ async fn simulated(work: &Path, ports: &mut Ports) -> anyhow::Result<serde_json:
             running_tx.clone(),
         ));
     }
-    // Wait until every simulated node is ready.
     let start = Instant::now();
     loop {
         let nodes = cluster
@@ -283,14 +283,24 @@ async fn simulated(work: &Path, ports: &mut Ports) -> anyhow::Result<serde_json:
             .iter()
             .filter(|n| n.role == "worker" && n.status == "ready")
             .count();
-        if ready == SIM_NODES {
-            break;
+        if ready == count {
+            return Ok(agents);
         }
         if start.elapsed() > Duration::from_secs(120) {
-            bail!("only {ready} of {SIM_NODES} simulated nodes became ready");
+            bail!("only {ready} of {count} simulated nodes became ready");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn simulated(work: &Path, ports: &mut Ports) -> anyhow::Result<serde_json::Value> {
+    let dir = work.join("simulated");
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("bench: simulated: starting a manager and {SIM_NODES} in-process agents");
+    let (_manager, data) = start_manager(&dir, ports, false).await?;
+    let assigned = Arc::new(Mutex::new(HashSet::new()));
+    let (running_tx, mut running_rx) = mpsc::unbounded_channel();
+    let mut agents = simulated_nodes(&dir, &data, SIM_NODES, &assigned, &running_tx).await?;
 
     eprintln!("bench: simulated: creating a {SIM_REPLICAS}-replica service");
     let mut swarm = swarm_client(&data).await?;
