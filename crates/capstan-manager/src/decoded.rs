@@ -48,15 +48,28 @@ impl DecodedCache {
         &self,
         objects: &[StoredObject],
     ) -> Result<Vec<(T, u64)>, DecodeError> {
+        Ok(self
+            .decode_all_shared::<T>(objects)?
+            .into_iter()
+            .map(|(record, version)| (T::clone(&record), version))
+            .collect())
+    }
+
+    /// [`Self::decode_all`] without copying the records: each is shared
+    /// with the cache, which is what makes listing a large table cheap.
+    pub(crate) fn decode_all_shared<T: Table>(
+        &self,
+        objects: &[StoredObject],
+    ) -> Result<Vec<(Arc<T>, u64)>, DecodeError> {
         let entries = self.entries::<T>();
         let mut map = lock(&entries);
         let mut out = Vec::with_capacity(objects.len());
         for o in objects {
             let record = match map.get(&o.id) {
-                Some((version, record)) if *version == o.version => T::clone(record),
+                Some((version, record)) if *version == o.version => record.clone(),
                 _ => {
-                    let record = decode::<T>(&o.value)?;
-                    map.insert(o.id.clone(), (o.version, Arc::new(record.clone())));
+                    let record = Arc::new(decode::<T>(&o.value)?);
+                    map.insert(o.id.clone(), (o.version, record.clone()));
                     record
                 }
             };
@@ -145,5 +158,24 @@ mod tests {
         let mut bad = obj("a", 1, 5);
         bad.value = b"{not json".to_vec();
         assert!(cache.decode_all::<Rec>(&[bad]).is_err());
+    }
+
+    #[test]
+    fn shared_lists_hand_out_the_cached_record_until_it_changes() {
+        let cache = DecodedCache::default();
+        let one = cache
+            .decode_all_shared::<Rec>(&[obj("a", 1, 5)])
+            .expect("decodes");
+        let two = cache
+            .decode_all_shared::<Rec>(&[obj("a", 1, 5)])
+            .expect("decodes");
+        assert!(Arc::ptr_eq(&one[0].0, &two[0].0), "the record was copied");
+        let newer = cache
+            .decode_all_shared::<Rec>(&[obj("a", 2, 9)])
+            .expect("decodes");
+        assert!(!Arc::ptr_eq(&one[0].0, &newer[0].0));
+        assert_eq!((newer[0].0.n, newer[0].1), (2, 9));
+        // The earlier list still holds what it read.
+        assert_eq!(one[0].0.n, 1);
     }
 }

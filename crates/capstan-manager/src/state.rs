@@ -310,6 +310,17 @@ impl ManagerState {
         let objects = self.list(T::TABLE, "", 0, consistency, false).await?;
         Ok(self.decoded.decode_all::<T>(&objects)?)
     }
+
+    /// [`Self::list_all`] with each record shared with the decoded cache
+    /// instead of copied: for reads of large tables (every task) that
+    /// change nothing.
+    pub async fn list_all_shared<T: Table>(
+        &self,
+        consistency: Consistency,
+    ) -> Result<Vec<(Arc<T>, u64)>, ManagerError> {
+        let objects = self.list(T::TABLE, "", 0, consistency, false).await?;
+        Ok(self.decoded.decode_all_shared::<T>(&objects)?)
+    }
 }
 
 fn no_leader() -> ManagerError {

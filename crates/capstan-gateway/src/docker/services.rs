@@ -112,9 +112,9 @@ fn service_matches(f: &Filters, s: &Service) -> bool {
 pub(super) type TaskCounts<'a> = std::collections::HashMap<&'a str, (u64, u64)>;
 
 /// Counts the tasks meant to run of every service, in one pass.
-pub(super) fn task_counts(tasks: &[(Task, u64)]) -> TaskCounts<'_> {
+pub(super) fn task_counts<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> TaskCounts<'a> {
     let mut counts = TaskCounts::new();
-    for (t, _) in tasks {
+    for t in tasks {
         if t.desired_state == TaskState::Running {
             let c = counts.entry(t.service_id.as_str()).or_default();
             c.0 += 1;
@@ -150,12 +150,12 @@ async fn list(
     let services = visible_services(&gw, &caller, op!("service.view")).await?;
     let tasks = if with_status {
         gw.manager
-            .list_all::<Task>(Consistency::Linearizable)
+            .list_all_shared::<Task>(Consistency::Linearizable)
             .await?
     } else {
         Vec::new()
     };
-    let counts = task_counts(&tasks);
+    let counts = task_counts(tasks.iter().map(|(t, _)| &**t));
     Ok(Json(
         services
             .iter()

@@ -4,6 +4,7 @@
 //! `service.view-tasks`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -64,7 +65,7 @@ async fn summary(
         *by_state.entry(t.status.state.to_string()).or_default() += 1;
     }
     // Services the caller may view, and how many run all they should.
-    let counts = task_counts(&visible.tasks);
+    let counts = task_counts(visible.tasks.iter().map(|(t, _)| &**t));
     let (mut services, mut converged) = (0u64, 0u64);
     for s in visible.services.values() {
         let path = object_collection(&s.spec.labels);
@@ -74,7 +75,7 @@ async fn summary(
             converged += u64::from(status.running_tasks >= status.desired_tasks);
         }
     }
-    let mut recent: Vec<&(Task, u64)> = visible.tasks.iter().collect();
+    let mut recent: Vec<&(Arc<Task>, u64)> = visible.tasks.iter().collect();
     recent.sort_unstable_by_key(|(t, _)| std::cmp::Reverse(t.status.timestamp));
     recent.truncate(n);
     Ok(Json(json!({
@@ -98,7 +99,8 @@ const DESIRED_STATES: &[&str] = &[
 
 /// Tasks the caller may see, with the services they belong to.
 struct Visible {
-    tasks: Vec<(Task, u64)>,
+    /// Shared with the manager's decoded records, not copied.
+    tasks: Vec<(Arc<Task>, u64)>,
     services: HashMap<String, Service>,
 }
 
@@ -130,7 +132,7 @@ async fn visible_tasks(gw: &AppState, caller: &Caller) -> ApiResult<Visible> {
     let orphans_visible = caller.may(op!("service.view-tasks"), Resource::Collection("/"));
     let tasks = gw
         .manager
-        .list_all::<Task>(Consistency::Linearizable)
+        .list_all_shared::<Task>(Consistency::Linearizable)
         .await?
         .into_iter()
         .filter(|(t, _)| {
@@ -335,7 +337,8 @@ async fn list(
 
 async fn find_task(gw: &AppState, caller: &Caller, id: &str) -> ApiResult<(Visible, Task)> {
     let visible = visible_tasks(gw, caller).await?;
-    let (task, _) = resolve(&visible.tasks, id, "task", |t| t.id.clone(), |t| &t.id)?.clone();
+    let (task, _) = resolve(&visible.tasks, id, "task", |t| t.id.clone(), |t| &t.id)?;
+    let task = Task::clone(task);
     Ok((visible, task))
 }
 

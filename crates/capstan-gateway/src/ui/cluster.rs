@@ -14,7 +14,7 @@ use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use super::layout::{error, page, table};
-use super::pages::{csrf_field, render, s};
+use super::pages::{csrf_field, n, render, s};
 use super::swarm::{call_on, logs_box, logs_json, remove_button, segment_ok, titled};
 use super::{field, pairs, refuse_post, Answer, Ui, Viewer};
 
@@ -29,16 +29,12 @@ pub(super) fn routes() -> Router<Ui> {
         .route("/ui/services/{id}/remove", post(remove_service))
 }
 
-fn num(v: &Value, pointer: &str) -> u64 {
-    v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
-}
-
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
 /// A bar of `used` out of `total`, labelled.
-pub(super) fn meter(label: &str, used: u64, total: u64, text: &str) -> Markup {
+fn meter(label: &str, used: u64, total: u64, text: &str) -> Markup {
     html! {
         @if total > 0 {
             div.meter title=(text) {
@@ -52,10 +48,10 @@ pub(super) fn meter(label: &str, used: u64, total: u64, text: &str) -> Markup {
 
 /// The node's CPU, memory and disk as the dashboard shows them.
 pub(super) fn node_meters(x: &Value) -> Markup {
-    let cpus = num(x, "/Description/Resources/NanoCPUs") / 1_000_000_000;
-    let mem = num(x, "/Description/Resources/MemoryBytes");
-    let free = num(x, "/Description/Disk/FreeBytes");
-    let total = num(x, "/Description/Disk/TotalBytes");
+    let cpus = n(x, "/Description/Resources/NanoCPUs") / 1_000_000_000;
+    let mem = n(x, "/Description/Resources/MemoryBytes");
+    let free = n(x, "/Description/Disk/FreeBytes");
+    let total = n(x, "/Description/Disk/TotalBytes");
     html! {
         span.muted { (cpus) " CPUs · " (gib(mem)) " memory" }
         (meter("Disk", total.saturating_sub(free), total, &format!("{} free of {}", gib(free), gib(total))))
@@ -238,7 +234,7 @@ async fn update_node(
             "Availability": field(&form, "availability"),
             "Labels": labels,
         });
-        let version = num(&current.body, "/Version/Index");
+        let version = n(&current.body, "/Version/Index");
         ui.json(
             &viewer,
             Method::POST,
@@ -273,7 +269,7 @@ fn tasks_table(tasks: &Answer, hosts: Option<&BTreeMap<String, String>>) -> Mark
             };
             html! {
                 tr data-task=(s(t, "/ID")) {
-                    td { (num(t, "/Slot")) }
+                    td { (n(t, "/Slot")) }
                     td { (state_badge(s(t, "/Status/State"))) }
                     td { (s(t, "/DesiredState")) }
                     td { (host) }
@@ -339,7 +335,7 @@ async fn service_page(ui: &Ui, viewer: &Viewer, id: &str, err: Option<&str>) -> 
             div.panel {
                 dl.facts {
                     dt { "Image" } dd { code { (s(x, "/Spec/TaskTemplate/ContainerSpec/Image")) } }
-                    dt { "Mode" } dd { @if replicated { "replicated, " (num(x, "/Spec/Mode/Replicated/Replicas")) " replicas" } @else { "global" } }
+                    dt { "Mode" } dd { @if replicated { "replicated, " (n(x, "/Spec/Mode/Replicated/Replicas")) " replicas" } @else { "global" } }
                     dt { "Update" } dd { (s(x, "/UpdateStatus/State")) " " span.muted { (s(x, "/UpdateStatus/Message")) } }
                     dt { "ID" } dd { code { (id) } }
                 }
@@ -364,7 +360,7 @@ async fn service_page(ui: &Ui, viewer: &Viewer, id: &str, err: Option<&str>) -> 
                         label { "Image " input name="image" required value=(s(x, "/Spec/TaskTemplate/ContainerSpec/Image")); }
                         @if replicated {
                             " "
-                            label { "Replicas " input type="number" name="replicas" min="0" max="1000" required class="narrow" value=(num(x, "/Spec/Mode/Replicated/Replicas")); }
+                            label { "Replicas " input type="number" name="replicas" min="0" max="1000" required class="narrow" value=(n(x, "/Spec/Mode/Replicated/Replicas")); }
                         }
                     }
                     p { label { "Environment, one NAME=value per line" br; textarea name="env" rows="3" class="wide" { (env) } } }
@@ -424,7 +420,7 @@ pub(super) async fn change_service(
     }
     let current = ui.get(viewer, &format!("/services/{id}")).await;
     current.result()?;
-    let version = num(&current.body, "/Version/Index");
+    let version = n(&current.body, "/Version/Index");
     let mut spec = current.body["Spec"].clone();
     change(&mut spec)?;
     ui.json(

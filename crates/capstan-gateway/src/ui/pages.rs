@@ -31,7 +31,7 @@ pub(super) fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-fn n(v: &Value, pointer: &str) -> u64 {
+pub(super) fn n(v: &Value, pointer: &str) -> u64 {
     v.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
 }
 

@@ -22,13 +22,13 @@ use super::pages::{csrf_field, render, s};
 use super::{field, pairs, refuse_post, Ui, Viewer};
 
 /// The label `docker stack deploy` puts on everything of a stack.
-pub(super) const STACK_LABEL: &str = "com.docker.stack.namespace";
+const STACK_LABEL: &str = "com.docker.stack.namespace";
 
 /// One kind of object with a list page.
-pub(super) struct Kind {
+struct Kind {
     /// Under `/ui/`.
-    pub slug: &'static str,
-    pub title: &'static str,
+    slug: &'static str,
+    title: &'static str,
     /// The API's list.
     list: &'static str,
     /// The objects in the list's answer.
@@ -125,7 +125,7 @@ fn spec_row(x: &Value) -> (String, Vec<Markup>) {
     )
 }
 
-pub(super) const KINDS: &[Kind] = &[
+const KINDS: &[Kind] = &[
     Kind {
         slug: "networks",
         title: "Networks",
