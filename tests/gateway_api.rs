@@ -1868,6 +1868,7 @@ const ROUTES: &[(&str, &[&str])] = &[
         &["put", "delete"],
     ),
     ("/api/authz/explain", &["get"]),
+    ("/api/authz/matrix", &["get"]),
     ("/api/audit", &["get"]),
     ("/api/license", &["get", "put"]),
     ("/api/ucp/config-toml", &["get", "put"]),

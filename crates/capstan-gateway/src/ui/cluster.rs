@@ -394,16 +394,8 @@ async fn service(State(ui): State<Ui>, viewer: Viewer, Path(id): Path<String>) -
 /// `GET /ui/services/{id}/logs`: the last 100 lines of each task, for the
 /// page's script.
 async fn service_logs(State(ui): State<Ui>, viewer: Viewer, Path(id): Path<String>) -> Response {
-    if !segment_ok(&id) {
-        return axum::Json(json!({ "error": format!("{id:?} is not a service id") }))
-            .into_response();
-    }
-    logs_json(
-        &ui,
-        &viewer,
-        &format!("/services/{id}/logs?stdout=1&stderr=1&tail=100"),
-    )
-    .await
+    let path = format!("/services/{id}/logs?stdout=1&stderr=1&tail=100");
+    logs_json(&ui, &viewer, "service", &id, &path).await
 }
 
 /// Reads the service, changes its spec with `change` and posts it back,

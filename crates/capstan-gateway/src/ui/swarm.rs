@@ -484,20 +484,30 @@ async fn remove(
 /// How long a log request waits for the nodes.
 const LOGS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// `{"text"}` with the log lines at `path` (a container's or service's
-/// logs), or `{"error"}` saying why there are none. Pages load their logs
-/// with this after they are shown, so a node that answers slowly or not at
-/// all never holds a page.
-pub(super) async fn logs_json(ui: &Ui, viewer: &Viewer, path: &str) -> Response {
-    let answer = match tokio::time::timeout(LOGS_WAIT, ui.get(viewer, path)).await {
-        Ok(a) if a.ok() => json!({ "text": log_text(&a.raw) }),
-        Ok(a) => json!({ "error": a.message() }),
-        Err(_) => json!({
-            "error": format!(
-                "the logs did not arrive within {} s: a node may be unreachable",
-                LOGS_WAIT.as_secs()
-            )
-        }),
+/// `{"text"}` with the log lines at `path`, the logs of the `noun` (a
+/// container or service) with this id, or `{"error"}` saying why there are
+/// none. Pages load their logs with this after they are shown, so a node
+/// that answers slowly or not at all never holds a page.
+pub(super) async fn logs_json(
+    ui: &Ui,
+    viewer: &Viewer,
+    noun: &str,
+    id: &str,
+    path: &str,
+) -> Response {
+    let answer = if !segment_ok(id) {
+        json!({ "error": format!("{id:?} is not a {noun} id") })
+    } else {
+        match tokio::time::timeout(LOGS_WAIT, ui.get(viewer, path)).await {
+            Ok(a) if a.ok() => json!({ "text": log_text(&a.raw) }),
+            Ok(a) => json!({ "error": a.message() }),
+            Err(_) => json!({
+                "error": format!(
+                    "the logs did not arrive within {} s: a node may be unreachable",
+                    LOGS_WAIT.as_secs()
+                )
+            }),
+        }
     };
     axum::Json(answer).into_response()
 }
@@ -578,16 +588,8 @@ async fn container(State(ui): State<Ui>, viewer: Viewer, Path(id): Path<String>)
 /// `GET /ui/containers/{id}/logs`: the last 200 lines, for the page's
 /// script.
 async fn container_logs(State(ui): State<Ui>, viewer: Viewer, Path(id): Path<String>) -> Response {
-    if !segment_ok(&id) {
-        return axum::Json(json!({ "error": format!("{id:?} is not a container id") }))
-            .into_response();
-    }
-    logs_json(
-        &ui,
-        &viewer,
-        &format!("/containers/{id}/logs?stdout=1&stderr=1&tail=200"),
-    )
-    .await
+    let path = format!("/containers/{id}/logs?stdout=1&stderr=1&tail=200");
+    logs_json(&ui, &viewer, "container", &id, &path).await
 }
 
 /// `POST /ui/containers/{id}/stop`.
