@@ -3,9 +3,8 @@
 //! editor, authentication providers and the support bundle; users ×
 //! collections with the explained decision of SPEC §8.
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -16,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::layout::{error, page, table};
 use super::pages::{csrf_field, render, s};
-use super::{field, pairs, refuse_post, Ui, Viewer};
+use super::{field, Posted, Ui, Viewer};
 
 pub(super) fn routes() -> Router<Ui> {
     Router::new()
@@ -343,16 +342,7 @@ async fn config(State(ui): State<Ui>, viewer: Viewer) -> Response {
 }
 
 /// `POST /ui/settings/config` → `PUT /api/ucp/config-toml`.
-async fn save_config(
-    State(ui): State<Ui>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = pairs(&body);
-    if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
-        return r;
-    }
+async fn save_config(State(ui): State<Ui>, Posted { viewer, form }: Posted) -> Response {
     // Browsers send textarea lines with CRLF.
     let doc = field(&form, "toml").replace("\r\n", "\n");
     let a = ui

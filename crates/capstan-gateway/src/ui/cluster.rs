@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -16,7 +15,7 @@ use serde_json::{json, Value};
 use super::layout::{error, page, table};
 use super::pages::{csrf_field, n, render, s};
 use super::swarm::{call_on, logs_box, logs_json, remove_button, segment_ok, titled};
-use super::{field, pairs, refuse_post, Answer, Ui, Viewer};
+use super::{field, Answer, Posted, Ui, Viewer};
 
 pub(super) fn routes() -> Router<Ui> {
     Router::new()
@@ -213,15 +212,9 @@ fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// (promote, demote) and labels.
 async fn update_node(
     State(ui): State<Ui>,
-    viewer: Viewer,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Response {
-    let form = pairs(&body);
-    if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
-        return r;
-    }
     let result = async {
         if !segment_ok(&id) {
             return Err(format!("{id:?} is not a node id"));
@@ -440,15 +433,9 @@ async fn after_service_form(
 /// `POST /ui/services/{id}/update`: image, replicas and environment.
 async fn update_service(
     State(ui): State<Ui>,
-    viewer: Viewer,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { viewer, form }: Posted,
 ) -> Response {
-    let form = pairs(&body);
-    if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
-        return r;
-    }
     let result = change_service(&ui, &viewer, &id, "", |spec| {
         let image = field(&form, "image").trim();
         if image.is_empty() {
@@ -477,15 +464,9 @@ async fn update_service(
 /// `POST /ui/services/{id}/rollback`: back to the previous definition.
 async fn rollback_service(
     State(ui): State<Ui>,
-    viewer: Viewer,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { viewer, .. }: Posted,
 ) -> Response {
-    let form = pairs(&body);
-    if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
-        return r;
-    }
     let result = change_service(&ui, &viewer, &id, "&rollback=previous", |_| Ok(())).await;
     after_service_form(&ui, &viewer, &id, result).await
 }
@@ -493,15 +474,9 @@ async fn rollback_service(
 /// `POST /ui/services/{id}/remove`.
 async fn remove_service(
     State(ui): State<Ui>,
-    viewer: Viewer,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { viewer, .. }: Posted,
 ) -> Response {
-    let form = pairs(&body);
-    if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
-        return r;
-    }
     let path = format!("/services/{id}");
     let result = call_on(&ui, &viewer, Method::DELETE, "service", &id, &path).await;
     match result {

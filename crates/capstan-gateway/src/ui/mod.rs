@@ -290,6 +290,38 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
+/// A form the signed-in viewer posted, with its fields (which may repeat).
+/// Extracting it refuses the request (403) when the form lacks the
+/// session's CSRF token or comes from another origin, so a handler that
+/// takes it never sees a forged form.
+pub struct Posted {
+    /// Who posted it.
+    pub viewer: Viewer,
+    /// Its fields, in order.
+    pub form: Vec<(String, String)>,
+}
+
+impl axum::extract::FromRequest<Ui> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request<Body>, ui: &Ui) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let viewer = Viewer::from_request_parts(&mut parts, ui).await?;
+        let bytes = axum::body::to_bytes(body, MAX_FORM).await.map_err(|_| {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("refused: a form may be at most {} KiB", MAX_FORM / 1024),
+            )
+                .into_response()
+        })?;
+        let form = pairs(&bytes);
+        if let Some(refusal) = refuse_post(&viewer, &parts.headers, field(&form, "csrf")) {
+            return Err(refusal);
+        }
+        Ok(Posted { viewer, form })
+    }
+}
+
 /// An API answer: status and JSON body (`Null` when empty).
 pub struct Answer {
     /// HTTP status.

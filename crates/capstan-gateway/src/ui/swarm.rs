@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::layout::{error, page, table};
 use super::pages::{csrf_field, render, s};
-use super::{field, pairs, refuse_post, Ui, Viewer};
+use super::{field, Posted, Ui, Viewer};
 
 /// The label `docker stack deploy` puts on everything of a stack.
 const STACK_LABEL: &str = "com.docker.stack.namespace";
@@ -300,34 +299,18 @@ const KINDS: &[Kind] = &[
 pub(super) fn routes() -> Router<Ui> {
     let mut r = Router::new();
     for (i, kind) in KINDS.iter().enumerate() {
-        r =
-            r
-                .route(
-                    &format!("/ui/{}", kind.slug),
-                    get(move |State(ui): State<Ui>, viewer: Viewer| async move {
-                        list_page(&ui, &viewer, &KINDS[i], None).await
-                    })
-                    .post(
-                        move |State(ui): State<Ui>,
-                              viewer: Viewer,
-                              headers: HeaderMap,
-                              body: Bytes| async move {
-                            create(&ui, &viewer, &headers, &KINDS[i], &body).await
-                        },
-                    ),
-                )
-                .route(
-                    &format!("/ui/{}/{{id}}/remove", kind.slug),
-                    post(
-                        move |State(ui): State<Ui>,
-                              viewer: Viewer,
-                              headers: HeaderMap,
-                              Path(id): Path<String>,
-                              body: Bytes| async move {
-                            remove(&ui, &viewer, &headers, &KINDS[i], &id, &body).await
-                        },
-                    ),
-                );
+        let list = move |State(ui): State<Ui>, viewer: Viewer| async move {
+            list_page(&ui, &viewer, &KINDS[i], None).await
+        };
+        let made = move |State(ui): State<Ui>, posted: Posted| async move {
+            create(&ui, &posted, &KINDS[i]).await
+        };
+        let removed = move |State(ui): State<Ui>, Path(id): Path<String>, posted: Posted| async move {
+            remove(&ui, &posted, &KINDS[i], &id).await
+        };
+        r = r
+            .route(&format!("/ui/{}", kind.slug), get(list).post(made))
+            .route(&format!("/ui/{}/{{id}}/remove", kind.slug), post(removed));
     }
     r.route("/ui/containers/{id}", get(container))
         .route("/ui/containers/{id}/logs", get(container_logs))
@@ -424,17 +407,7 @@ async fn list_page(ui: &Ui, viewer: &Viewer, kind: &Kind, err: Option<&str>) -> 
     render(StatusCode::OK, page(viewer, &current, kind.title, body))
 }
 
-async fn create(
-    ui: &Ui,
-    viewer: &Viewer,
-    headers: &HeaderMap,
-    kind: &Kind,
-    body: &[u8],
-) -> Response {
-    let form = pairs(body);
-    if let Some(r) = refuse_post(viewer, headers, field(&form, "csrf")) {
-        return r;
-    }
+async fn create(ui: &Ui, Posted { viewer, form }: &Posted, kind: &Kind) -> Response {
     let Some(c) = &kind.create else {
         return list_page(
             ui,
@@ -444,7 +417,7 @@ async fn create(
         )
         .await;
     };
-    let result = match (c.body)(&form) {
+    let result = match (c.body)(form) {
         Ok(spec) => ui.json(viewer, Method::POST, c.path, &spec).await.result(),
         Err(e) => Err(e),
     };
@@ -454,18 +427,7 @@ async fn create(
     }
 }
 
-async fn remove(
-    ui: &Ui,
-    viewer: &Viewer,
-    headers: &HeaderMap,
-    kind: &Kind,
-    id: &str,
-    body: &[u8],
-) -> Response {
-    let form = pairs(body);
-    if let Some(r) = refuse_post(viewer, headers, field(&form, "csrf")) {
-        return r;
-    }
+async fn remove(ui: &Ui, Posted { viewer, .. }: &Posted, kind: &Kind, id: &str) -> Response {
     let result = call_on(
         ui,
         viewer,
@@ -595,15 +557,9 @@ async fn container_logs(State(ui): State<Ui>, viewer: Viewer, Path(id): Path<Str
 /// `POST /ui/containers/{id}/stop`.
 async fn stop_container(
     State(ui): State<Ui>,
-    viewer: Viewer,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted { viewer, .. }: Posted,
 ) -> Response {
-    let form = pairs(&body);
-    if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
-        return r;
-    }
     let path = format!("/containers/{id}/stop");
     let result = call_on(&ui, &viewer, Method::POST, "container", &id, &path).await;
     match result {
@@ -702,15 +658,9 @@ async fn stacks(State(ui): State<Ui>, viewer: Viewer) -> Response {
 /// first so that their networks, secrets and configs are free to go.
 async fn remove_stack(
     State(ui): State<Ui>,
-    viewer: Viewer,
-    headers: HeaderMap,
     Path(name): Path<String>,
-    body: Bytes,
+    Posted { viewer, .. }: Posted,
 ) -> Response {
-    let form = pairs(&body);
-    if let Some(r) = refuse_post(&viewer, &headers, field(&form, "csrf")) {
-        return r;
-    }
     let result = async {
         let members = stack_members(&ui, &viewer).await?;
         let parts = members
@@ -751,6 +701,7 @@ async fn remove_stack(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ui::pairs;
 
     #[test]
     fn logs_are_read_framed_or_raw() {

@@ -58,31 +58,27 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.what.as_str() {
         "store" => {}
         "authz" => return authz::run(),
-        "dashboard" => {
+        "dashboard" | "trust" => {
+            // Before anything starts, so a missing peer costs nothing.
+            let peer = if args.what == "trust" {
+                Some(trust::peer_binary(args.no_peer)?)
+            } else {
+                None
+            };
             let work = tempfile::Builder::new()
                 .prefix("capstan-bench-")
                 .disable_cleanup(args.keep_work_dir)
                 .tempdir()
                 .context("create the benchmark's temporary directory")?;
             let mut ports = Ports::default();
-            return tokio::select! {
-                result = dashboard::run(work.path(), &mut ports) => result,
-                signal = interrupted() => {
-                    signal?;
-                    bail!("interrupted; every process the benchmark started was killed")
+            let run = async {
+                match peer {
+                    Some(peer) => trust::run(work.path(), &mut ports, args.seconds, peer).await,
+                    None => dashboard::run(work.path(), &mut ports).await,
                 }
             };
-        }
-        "trust" => {
-            let peer = trust::peer_binary(args.no_peer)?;
-            let work = tempfile::Builder::new()
-                .prefix("capstan-bench-")
-                .disable_cleanup(args.keep_work_dir)
-                .tempdir()
-                .context("create the benchmark's temporary directory")?;
-            let mut ports = Ports::default();
             return tokio::select! {
-                result = trust::run(work.path(), &mut ports, args.seconds, peer) => result,
+                result = run => result,
                 signal = interrupted() => {
                     signal?;
                     bail!("interrupted; every process the benchmark started was killed")
