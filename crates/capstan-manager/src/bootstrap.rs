@@ -303,6 +303,32 @@ pub struct JoinOptions {
 /// Joins an existing cluster: checks the manager's CA against the token's
 /// digest before sending the secret, then asks to be admitted with a CSR
 /// whose key never leaves this node. Writes nothing unless admitted.
+/// How long a joining node keeps trying to reach the manager.
+const REACH_PATIENCE: Duration = Duration::from_secs(20);
+
+/// The manager's CA, pinned by the token's digest. Machines brought up
+/// together (containers on one network, a lab booting) may ask before the
+/// manager's name resolves or its port listens, so a failure to connect is
+/// retried for [`REACH_PATIENCE`]; any other failure (a wrong CA, a bad
+/// address) is final at once.
+async fn fetch_ca_patiently(
+    manager: &str,
+    digest: &capstan_pki::CaDigest,
+) -> Result<String, ManagerError> {
+    let deadline = tokio::time::Instant::now() + REACH_PATIENCE;
+    loop {
+        match capstan_pki::fetch_trusted_ca(manager, digest).await {
+            Err(e @ capstan_pki::PkiError::Connect { .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, "manager not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
 pub async fn join(opts: JoinOptions) -> Result<NodeConfig, ManagerError> {
     let dir = &opts.data_dir;
     if dir.is_installed() {
@@ -323,7 +349,7 @@ pub async fn join(opts: JoinOptions) -> Result<NodeConfig, ManagerError> {
         ],
     )?;
 
-    let ca_pem = capstan_pki::fetch_trusted_ca(&opts.manager, &token.ca_digest).await?;
+    let ca_pem = fetch_ca_patiently(&opts.manager, &token.ca_digest).await?;
     let (csr_pem, key_pem) = capstan_pki::generate_csr()?;
     let tls = capstan_pki::client_tls(&ca_pem, None);
     let channel = endpoint(&opts.manager, &tls)?
