@@ -259,11 +259,20 @@ impl Directory {
     }
 
     /// Waits until the snapshot reflects the log entry at `index` (the
-    /// entry of a write this gateway just made), at most a few seconds.
+    /// entry of a write this gateway just made), so the writer's next
+    /// request sees it (a new session, a new grant). Bounded, so a stalled
+    /// rebuild cannot hold requests forever; a loaded machine can take
+    /// seconds, hence the generous bound.
     pub async fn caught_up(&self, index: u64) {
+        const BOUND: std::time::Duration = std::time::Duration::from_secs(30);
         let mut rx = self.seen.subscribe();
         let wait = rx.wait_for(|seen| *seen >= index);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), wait).await;
+        if tokio::time::timeout(BOUND, wait).await.is_err() {
+            tracing::warn!(
+                index,
+                "the directory did not catch up with a write within {BOUND:?}"
+            );
+        }
     }
 
     /// Keeps the snapshot current until cancelled.
