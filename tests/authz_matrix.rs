@@ -711,6 +711,10 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            label: "POST /api/support",
+            run: |w, s| w.ask(s, Method::POST, "/api/support", None),
+        },
+        Case {
             label: "GET /metrics",
             run: |w, s| w.ask(s, Method::GET, "/metrics", None),
         },

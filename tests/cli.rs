@@ -99,6 +99,7 @@ fn help_lists_every_subcommand() {
         "backup",
         "restore",
         "support-bundle",
+        "doctor",
         "bench",
     ] {
         assert!(
@@ -111,17 +112,63 @@ fn help_lists_every_subcommand() {
 
 #[test]
 fn unfinished_commands_say_so_and_fail() {
-    for cmd in [
-        &["backup"][..],
-        &["restore"],
-        &["support-bundle"],
-        &["ca", "rotate"],
+    let out = capstan()
+        .args(["ca", "rotate"])
+        .output()
+        .expect("run capstan");
+    assert!(!out.status.success(), "ca rotate exited 0");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not implemented"), "ca rotate: {err}");
+}
+
+#[test]
+fn operations_commands_without_a_node_say_what_is_missing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let missing = dir.path().join("missing.cbk");
+    for (args, says) in [
+        (
+            vec!["backup", "-o", "b.cbk", "--passphrase-file", "/nonexistent"],
+            "passphrase-file",
+        ),
+        (
+            vec!["restore", "--from", missing.to_str().unwrap(), "--check"],
+            "missing.cbk",
+        ),
+        (vec!["support-bundle", "-o", "s.zip"], "no capstan node is installed"),
+        (vec!["doctor"], "no Capstan node"),
     ] {
-        let out = capstan().args(cmd).output().expect("run capstan");
-        assert!(!out.status.success(), "{cmd:?} exited 0");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not implemented"), "{cmd:?}: {err}");
+        let out = capstan()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run capstan");
+        assert!(!out.status.success(), "{args:?} exited 0");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(says), "{args:?}: {text}");
     }
+    // A weak passphrase is refused before the cluster is asked anything.
+    std::fs::write(dir.path().join("weak"), "short\n").expect("passphrase file");
+    let out = capstan()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["backup", "-o", "b.cbk", "--passphrase-file", "weak"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run capstan");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("b.cbk").exists());
 }
 
 #[test]

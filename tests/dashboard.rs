@@ -274,6 +274,36 @@ impl Browser {
         assert_ne!(title, "owned", "{case}: a name ran as script");
     }
 
+    /// Posts a form of this page (its CSRF token plus `fields`) to
+    /// `action` from the page's own script, as a download: the answer's
+    /// bytes.
+    async fn post_download(&self, action: &str, fields: &[(&str, &str)]) -> Vec<u8> {
+        let fields: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        let b64 = self
+            .c
+            .execute_async(
+                "const [action, fields, done] = arguments;
+                 const form = new URLSearchParams(fields);
+                 form.append('csrf', document.querySelector('input[name=csrf]').value);
+                 fetch(action, {method: 'POST', body: form})
+                   .then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status))
+                   .then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); })
+                   .catch(e => done('error ' + e));",
+                vec![json!(action), Value::Object(fields)],
+            )
+            .await
+            .expect("download");
+        let b64 = b64.as_str().unwrap_or_default().to_string();
+        assert!(
+            !b64.starts_with("error"),
+            "the download from {action} failed: {b64}"
+        );
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64")
+    }
+
     async fn login(&self, user: &str, password: &str) {
         self.login_to(user, password, "/ui/").await;
     }
@@ -794,13 +824,19 @@ fn dashboard_in_a_real_browser() {
         assert!(admin.has(".error").await, "a bad document was saved");
         assert_eq!(admin.text("textarea[name=toml]").await, "this is = = not toml");
         admin.check("29-admin-config").await;
-        for (path, case) in [
-            ("/ui/settings/authentication", "30-admin-authentication"),
-            ("/ui/settings/support", "31-admin-support"),
-        ] {
-            admin.goto(path).await;
-            admin.check(case).await;
-        }
+        admin.goto("/ui/settings/authentication").await;
+        admin.check("30-admin-authentication").await;
+        // The support bundle, downloaded as the form does: a zip of the
+        // cluster with this node's log in it.
+        admin.goto("/ui/settings/support").await;
+        assert!(admin.has("#support-download").await);
+        admin.check("31-admin-support").await;
+        let zip = admin.post_download("/ui/settings/support", &[]).await;
+        let mut support = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip");
+        let mut manifest = String::new();
+        std::io::Read::read_to_string(&mut support.by_name("manifest.json").expect("manifest"), &mut manifest)
+            .expect("manifest text");
+        assert!(manifest.contains("\"included\": true"), "{manifest}");
 
         admin.goto("/ui/about").await;
         admin.check("08-admin-about").await;
@@ -844,24 +880,7 @@ fn dashboard_in_a_real_browser() {
         // Step 9: the analyst's client bundle, made from My Profile.
         user.goto("/ui/profile").await;
         user.check("19-user-profile").await;
-        let zip_b64 = user
-            .c
-            .execute_async(
-                "const done = arguments[0];
-                 const form = new FormData();
-                 form.append('csrf', document.querySelector('input[name=csrf]').value);
-                 form.append('label', 'laptop');
-                 fetch('/ui/profile/bundles', {method: 'POST', body: new URLSearchParams(form)})
-                   .then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status))
-                   .then(b => { let s = ''; new Uint8Array(b).forEach(x => s += String.fromCharCode(x)); done(btoa(s)); })
-                   .catch(e => done('error ' + e));",
-                vec![],
-            )
-            .await
-            .expect("download the bundle");
-        let zip_b64 = zip_b64.as_str().unwrap_or_default().to_string();
-        assert!(!zip_b64.starts_with("error"), "the bundle download failed: {zip_b64}");
-        let zip = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, zip_b64).expect("base64");
+        let zip = user.post_download("/ui/profile/bundles", &[("label", "laptop")]).await;
         let dir = reg.work().join("analista-bundle");
         std::fs::create_dir_all(&dir).expect("bundle dir");
         zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip").extract(&dir).expect("unpack");

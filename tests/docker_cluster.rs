@@ -12,34 +12,8 @@ mod gateway;
 
 use std::time::{Duration, Instant};
 
-use common::{Result, TestCluster, ADMIN_PASSWORD};
+use common::{GatewayApi, Result, TestCluster, ADMIN_PASSWORD};
 use docker::Docker;
-
-/// Logs in to the gateway at `base` as the admin; the session token.
-async fn admin_token(base: &str, ca_pem: &str) -> Result<String> {
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes())?)
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let resp = client
-            .post(format!("{base}/auth/login"))
-            .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await;
-        if let Ok(r) = resp {
-            if r.status().is_success() {
-                let v: serde_json::Value = r.json().await?;
-                return Ok(v["auth_token"].as_str().ok_or("no auth_token")?.to_string());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("the gateway never accepted the admin's login".into());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 /// Polls `check` every 300 ms until it returns `Some`, for up to `secs`.
 async fn eventually<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> Result<T> {
@@ -64,7 +38,9 @@ async fn docker_cli_drives_a_multi_node_cluster() -> Result<()> {
     let ca = c.members[0]
         .container
         .exec_ok(&["cat", "/data/pki/ca.crt"])?;
-    let token = admin_token(&format!("https://{ip}:443"), &ca).await?;
+    let token = GatewayApi::login(&format!("https://{ip}:443"), &ca, "admin", ADMIN_PASSWORD)
+        .await?
+        .token;
     let d = Docker::with_token_at(&format!("tcp://{ip}:443"), ca.as_bytes(), &token);
     let img = c.image.tag().to_string();
 

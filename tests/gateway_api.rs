@@ -1872,6 +1872,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/audit", &["get"]),
     ("/api/license", &["get", "put"]),
     ("/api/ucp/config-toml", &["get", "put"]),
+    ("/api/support", &["post"]),
     ("/api/registries", &["get", "post"]),
     ("/api/registries/install", &["get"]),
     ("/api/clientbundle", &["get", "post"]),

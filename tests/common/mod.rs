@@ -35,6 +35,8 @@ pub struct TestCluster {
     pub image: TestImage,
     pub members: Vec<Member>,
     certs: tempfile::TempDir,
+    /// Managers keep /data on a tmpfs of this size instead of a volume.
+    data_tmpfs: Option<String>,
 }
 
 /// Config every test node starts with: agents heartbeat every second, so a
@@ -66,6 +68,16 @@ impl TestCluster {
     /// Starts `n` managers: `manager1` installs, the others join with the
     /// manager token; returns once every member is a reachable voter.
     pub async fn managers(n: usize) -> Result<TestCluster> {
+        Self::start(n, None).await
+    }
+
+    /// Like [`TestCluster::managers`], with each manager's data directory
+    /// on a tmpfs of `size` (e.g. `"200m"`), to fill it up.
+    pub async fn managers_on_small_disks(n: usize, size: &str) -> Result<TestCluster> {
+        Self::start(n, Some(size.to_string())).await
+    }
+
+    async fn start(n: usize, data_tmpfs: Option<String>) -> Result<TestCluster> {
         let harness = Harness::new()?;
         let image = TestImage::ensure(capstan_bin())?;
         let net = harness.network("cluster")?;
@@ -75,6 +87,7 @@ impl TestCluster {
             image,
             members: vec![],
             certs: tempfile::tempdir()?,
+            data_tmpfs,
         };
         cluster.start_member("manager1", None)?;
         cluster.wait_for_leader(0, Duration::from_secs(30)).await?;
@@ -97,6 +110,7 @@ impl TestCluster {
         let spec = ContainerSpec::new(name, self.image.tag())
             .hostname(name)
             .network(&self.net)
+            .extra_args(self.member_hosts())
             .volume(format!("data-{name}"), "/data")
             .volume("/var/run/docker.sock", "/var/run/docker.sock")
             .env("CAPSTAN_JOIN_TOKEN", token.trim())
@@ -127,6 +141,20 @@ impl TestCluster {
         }
     }
 
+    /// `--add-host name:ip` for every running member, so a new worker
+    /// finds the managers by name from its first instant, without waiting
+    /// for Docker's embedded DNS to answer for them (which a busy engine
+    /// was seen not to do for over 20 s).
+    fn member_hosts(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                let ip = m.container.ip(&self.net).ok()?;
+                Some(format!("--add-host={}:{ip}", m.name))
+            })
+            .collect()
+    }
+
     /// A manager whose container runs, to ask when others may be down.
     pub fn live_manager(&self) -> usize {
         self.members
@@ -152,12 +180,15 @@ impl TestCluster {
         let mut spec = ContainerSpec::new(name, self.image.tag())
             .hostname(name)
             .network(&self.net)
-            .volume(format!("data-{name}"), "/data")
             .env("CAPSTAN_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .cmd(["sh", "-c", &manager_script(name, token.is_none())]);
         if let Some(t) = token {
             spec = spec.env("CAPSTAN_JOIN_TOKEN", t);
         }
+        spec = match &self.data_tmpfs {
+            Some(size) => spec.tmpfs("/data", size.clone()),
+            None => spec.volume(format!("data-{name}"), "/data"),
+        };
         let container = self.harness.run(spec)?;
         self.members.push(Member {
             name: name.to_string(),
@@ -275,9 +306,13 @@ impl TestCluster {
     /// Copies a manager identity out of manager1 so the test can call the
     /// cluster API from the host, as a manager node would.
     fn fetch_certs(&self) -> Result<()> {
+        // Read through the container (`docker cp` cannot see a tmpfs).
         let c = &self.members[0].container;
-        c.cp_from("/data/pki", &self.certs.path().join("pki"))?;
-        c.cp_from("/data/node.toml", &self.certs.path().join("node.toml"))?;
+        std::fs::create_dir_all(self.certs.path().join("pki"))?;
+        for file in ["pki/ca.crt", "pki/node.crt", "pki/node.key", "node.toml"] {
+            let text = c.exec_ok(&["cat", &format!("/data/{file}")])?;
+            std::fs::write(self.certs.path().join(file), text)?;
+        }
         Ok(())
     }
 
@@ -359,5 +394,66 @@ pub fn read_request(key: &str, linearizable: bool) -> pb::ReadRequest {
         } else {
             pb::Consistency::Serializable.into()
         },
+    }
+}
+
+/// A logged-in HTTPS client of a manager's gateway.
+pub struct GatewayApi {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl GatewayApi {
+    /// Logs in at `base` (`https://ip:port`), trusting `ca_pem`, retrying
+    /// for up to a minute while the gateway starts.
+    pub async fn login(base: &str, ca_pem: &str, user: &str, password: &str) -> Result<GatewayApi> {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes())?)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let resp = client
+                .post(format!("{base}/auth/login"))
+                .json(&serde_json::json!({"username": user, "password": password}))
+                .send()
+                .await;
+            if let Ok(r) = resp {
+                if r.status().is_success() {
+                    let v: serde_json::Value = r.json().await?;
+                    let token = v["auth_token"].as_str().ok_or("no auth_token")?.to_string();
+                    return Ok(GatewayApi {
+                        client,
+                        base: base.to_string(),
+                        token,
+                    });
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{base} never accepted {user}'s login").into());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// The gateway of member `i` of `cluster`, logged in as the admin.
+    pub async fn admin_of(cluster: &TestCluster, i: usize) -> Result<GatewayApi> {
+        let ca = cluster.members[i]
+            .container
+            .exec_ok(&["cat", "/data/pki/ca.crt"])?;
+        let ip = cluster.members[i].container.ip(&cluster.net)?;
+        Self::login(&format!("https://{ip}:443"), &ca, "admin", ADMIN_PASSWORD).await
+    }
+
+    /// POSTs JSON with the session token.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Result<reqwest::Response> {
+        Ok(self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await?)
     }
 }

@@ -69,10 +69,16 @@ impl Docker {
     /// The CLI using an unpacked client bundle in `bundle` (its `ca.pem`,
     /// `cert.pem` and `key.pem`), as `source env.sh` would set it up.
     pub fn with_bundle(gw: &Gateway, bundle: &Path) -> Docker {
+        Self::with_bundle_at(&host_of(gw), bundle)
+    }
+
+    /// The CLI using an unpacked client bundle, talking to the gateway at
+    /// `host` (`tcp://ip:port`).
+    pub fn with_bundle_at(host: &str, bundle: &Path) -> Docker {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("config.json"), "{}").expect("config.json");
         Docker {
-            host: host_of(gw),
+            host: host.to_string(),
             dir,
             cert_path: bundle.to_path_buf(),
         }

@@ -53,6 +53,7 @@ fn from_info(info: &SystemInfo, hostname: &str) -> NodeDescription {
         kernel_version: info.kernel_version.clone().unwrap_or_default(),
         engine_build: EngineBuild::default(),
         engine_plugins: info.plugins.as_ref().map(plugins).unwrap_or_default(),
+        capstan_version: env!("CARGO_PKG_VERSION").to_owned(),
     }
 }
 
@@ -97,7 +98,7 @@ fn engine_labels(labels: &[String]) -> BTreeMap<String, String> {
 /// Free and total bytes of the file system holding `path`, from `df`
 /// (std has no statvfs and this crate forbids unsafe code). `(0, 0)` when
 /// the path is not on this machine (a remote engine) or `df` fails.
-async fn disk_space(path: &Path) -> (u64, u64) {
+pub async fn disk_space(path: &Path) -> (u64, u64) {
     if !path.exists() {
         return (0, 0);
     }

@@ -46,6 +46,7 @@ mod status;
 #[cfg(test)]
 mod test_support;
 
+pub use describe::disk_space;
 pub use engine_proxy::{
     EngineProxy, EngineProxyConfig, EngineProxyError, EngineSocket, DEFAULT_ENGINE_PROXY_PORT,
 };

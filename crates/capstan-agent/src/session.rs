@@ -222,6 +222,9 @@ async fn session(
                             Err(e) => tracing::warn!(error = %e, "bad assignments ignored"),
                         }
                     }
+                    Some(In::LogRequest(r)) if r.own_log => {
+                        tokio::spawn(send_own_log(r.request_id, tx.clone()));
+                    }
                     Some(In::LogRequest(r)) => {
                         let id = r.request_id.clone();
                         logs.insert(id, tokio::spawn(serve_logs(executor.clone(), r, tx.clone())));
@@ -269,6 +272,28 @@ async fn session(
         h.abort();
     }
     result
+}
+
+/// Sends this process's recent log (for a support bundle) in chunks.
+async fn send_own_log(request_id: String, tx: mpsc::Sender<pb::AgentMessage>) {
+    let text = capstan_core::log_tail::global().contents().into_bytes();
+    let mut pieces: Vec<&[u8]> = text.chunks(64 * 1024).collect();
+    pieces.push(&[]);
+    let last = pieces.len() - 1;
+    for (i, data) in pieces.into_iter().enumerate() {
+        let msg = pb::AgentMessage {
+            msg: Some(Out::Log(pb::LogChunk {
+                request_id: request_id.clone(),
+                stream: 2,
+                data: data.to_vec(),
+                eof: i == last,
+                error: String::new(),
+            })),
+        };
+        if tx.send(msg).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Streams one task's logs back to the dispatcher.

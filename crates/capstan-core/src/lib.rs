@@ -13,6 +13,7 @@ pub mod cluster_config;
 pub mod constraint;
 pub mod ids;
 pub mod license;
+pub mod log_tail;
 pub mod node;
 pub mod orchestrator;
 pub mod quorum;

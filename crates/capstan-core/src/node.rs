@@ -150,6 +150,9 @@ pub struct NodeDescription {
     /// The engine's plugins, as its `/info` lists them.
     #[serde(default)]
     pub engine_plugins: Vec<EnginePlugin>,
+    /// The version of the node's capstan agent.
+    #[serde(default)]
+    pub capstan_version: String,
 }
 
 /// A Docker engine's build, as its `/version` reports it.

@@ -92,6 +92,13 @@ impl ApiError {
         e
     }
 
+    /// 507: the manager's data disk is full; reads still work.
+    pub fn disk_full(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::INSUFFICIENT_STORAGE, "DISK_FULL", message);
+        e.retry_after = Some(5);
+        e
+    }
+
     /// 500: a fault of ours. The message is logged and kept general.
     pub fn internal(message: impl std::fmt::Display) -> Self {
         tracing::error!(error = %message, "internal error answering an API request");
@@ -111,7 +118,9 @@ impl From<ManagerError> for ApiError {
             ManagerError::NotFound(m) => Self::not_found(m),
             ManagerError::Conflict(m) => Self::conflict(m),
             ManagerError::Unavailable(m) => Self::unavailable(m),
+            ManagerError::DiskFull(m) => Self::disk_full(m),
             ManagerError::Remote(s) => match s.code() {
+                tonic::Code::ResourceExhausted => Self::disk_full(s.message()),
                 tonic::Code::InvalidArgument => Self::invalid(s.message()),
                 tonic::Code::AlreadyExists
                 | tonic::Code::Aborted

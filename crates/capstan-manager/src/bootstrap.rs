@@ -125,44 +125,19 @@ pub fn install(opts: InstallOptions) -> Result<NodeConfig, ManagerError> {
         .map_err(|e| ManagerError::Invalid(format!("admin username: {e}")))?;
     let password_hash = capstan_identity::hash_password(&opts.admin_password)
         .map_err(|e| ManagerError::Invalid(format!("admin password: {e}")))?;
-    validate_common(
-        &opts.host_address,
-        &opts.sans,
-        &[
-            ("--swarm-port", opts.swarm_port),
-            ("--controller-port", opts.controller_port),
-            ("--kube-apiserver-port", opts.kube_apiserver_port),
-        ],
-    )?;
-
-    let node_id = NodeId(rand::random::<u64>().max(1));
     let cluster_id = random_id(25);
-    let config = NodeConfig {
-        node_id,
-        role: NodeRole::Manager,
-        cluster_id: cluster_id.clone(),
-        hostname: opts.hostname.clone(),
-        host_address: opts.host_address.clone(),
-        listen_address: opts.listen_address.clone(),
+    let ca = ClusterCa::generate(&cluster_id, CA_TTL)?;
+    let site = Site {
+        host_address: opts.host_address,
+        hostname: opts.hostname,
+        sans: opts.sans,
+        listen_address: opts.listen_address,
         swarm_port: opts.swarm_port,
         controller_port: opts.controller_port,
         kube_apiserver_port: opts.kube_apiserver_port,
-        sans: opts.sans.clone(),
         cert_ttl_days: opts.cert_ttl_days,
-        managers: vec![],
-        pending_registration: false,
     };
-    config.validate().map_err(ManagerError::Invalid)?;
-
-    let ca = ClusterCa::generate(&cluster_id, CA_TTL)?;
-    let identity = NodeIdentity {
-        node_id: node_id.to_string(),
-        role: capstan_pki::NodeRole::Manager,
-        cluster_id: cluster_id.clone(),
-        hosts: manager_hosts(&config),
-    };
-    let (cert, key) = ca.issue_node_cert(&identity, config.cert_ttl())?;
-
+    let (config, node) = first_manager(&site, &cluster_id, &ca)?;
     let now = OffsetDateTime::now_utc();
     let digest = ca.digest();
     let pending = PendingBootstrap {
@@ -173,19 +148,7 @@ pub fn install(opts: InstallOptions) -> Result<NodeConfig, ManagerError> {
             manager_secret: JoinToken::generate(digest).secret,
             created_at: now,
         },
-        node: Node {
-            id: node_id,
-            hostname: opts.hostname,
-            role: NodeRole::Manager,
-            addr: config.advertise_addr(),
-            state: NodeState::Ready,
-            availability: Availability::Active,
-            labels: BTreeMap::new(),
-            created_at: now,
-            updated_at: now,
-            cert_not_after: cert.not_after,
-            description: None,
-        },
+        node: node.record.clone(),
         admin: User {
             id: uuid::Uuid::new_v4().to_string(),
             username: opts.admin_username,
@@ -196,20 +159,129 @@ pub fn install(opts: InstallOptions) -> Result<NodeConfig, ManagerError> {
             created_at: now,
         },
     };
-
-    capstan_pki::write_private_file(&dir.ca_key(), ca.key_pem().as_bytes())?;
-    capstan_pki::write_private_file(
-        &dir.secret_key(),
-        crate::swarm::SecretKey::generate().bytes(),
-    )?;
-    capstan_pki::write_public_file(&dir.ca_cert(), ca.cert_pem().as_bytes())?;
-    capstan_pki::write_private_file(&dir.node_key(), key.as_bytes())?;
-    capstan_pki::write_public_file(&dir.node_cert(), cert.cert_pem.as_bytes())?;
     let pending = serde_json::to_vec_pretty(&pending).expect("bootstrap objects serialize");
-    capstan_pki::write_private_file(&dir.bootstrap(), &pending)?;
-    // Written last: its presence marks the node as installed.
-    config.save(&dir.config())?;
+    write_first_manager(
+        dir,
+        &config,
+        &ca,
+        crate::swarm::SecretKey::generate().bytes(),
+        &node,
+        (&dir.bootstrap(), &pending),
+    )?;
     Ok(config)
+}
+
+/// Where and how a cluster's first manager (made by install or restore)
+/// serves.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// The address other nodes reach this one at.
+    pub host_address: String,
+    /// Reported hostname.
+    pub hostname: String,
+    /// Extra subject alternative names.
+    pub sans: Vec<String>,
+    /// Address the swarm port binds.
+    pub listen_address: String,
+    /// Cluster gRPC port.
+    pub swarm_port: u16,
+    /// Gateway port.
+    pub controller_port: u16,
+    /// Kubernetes API port.
+    pub kube_apiserver_port: u16,
+    /// Node certificate lifetime in days.
+    pub cert_ttl_days: u32,
+}
+
+/// A new first manager: its record and certificate.
+pub(crate) struct FirstManager {
+    pub(crate) record: Node,
+    cert_pem: String,
+    key_pem: String,
+}
+
+/// The configuration, node record and certificate of a cluster's first
+/// manager at `site`, under `ca`.
+pub(crate) fn first_manager(
+    site: &Site,
+    cluster_id: &str,
+    ca: &ClusterCa,
+) -> Result<(NodeConfig, FirstManager), ManagerError> {
+    validate_common(
+        &site.host_address,
+        &site.sans,
+        &[
+            ("--swarm-port", site.swarm_port),
+            ("--controller-port", site.controller_port),
+            ("--kube-apiserver-port", site.kube_apiserver_port),
+        ],
+    )?;
+    let node_id = NodeId(rand::random::<u64>().max(1));
+    let config = NodeConfig {
+        node_id,
+        role: NodeRole::Manager,
+        cluster_id: cluster_id.to_string(),
+        hostname: site.hostname.clone(),
+        host_address: site.host_address.clone(),
+        listen_address: site.listen_address.clone(),
+        swarm_port: site.swarm_port,
+        controller_port: site.controller_port,
+        kube_apiserver_port: site.kube_apiserver_port,
+        sans: site.sans.clone(),
+        cert_ttl_days: site.cert_ttl_days,
+        managers: vec![],
+        pending_registration: false,
+    };
+    config.validate().map_err(ManagerError::Invalid)?;
+    let identity = NodeIdentity {
+        node_id: node_id.to_string(),
+        role: capstan_pki::NodeRole::Manager,
+        cluster_id: cluster_id.to_string(),
+        hosts: manager_hosts(&config),
+    };
+    let (cert, key) = ca.issue_node_cert(&identity, config.cert_ttl())?;
+    let now = OffsetDateTime::now_utc();
+    let record = Node {
+        id: node_id,
+        hostname: site.hostname.clone(),
+        role: NodeRole::Manager,
+        addr: config.advertise_addr(),
+        state: NodeState::Ready,
+        availability: Availability::Active,
+        labels: BTreeMap::new(),
+        created_at: now,
+        updated_at: now,
+        cert_not_after: cert.not_after,
+        description: None,
+    };
+    Ok((
+        config,
+        FirstManager {
+            record,
+            cert_pem: cert.cert_pem,
+            key_pem: key,
+        },
+    ))
+}
+
+/// Writes a first manager's data directory: the CA, the secret-sealing
+/// key, its certificate, the objects its first start writes (`pending`),
+/// and last the configuration, whose presence marks the node installed.
+pub(crate) fn write_first_manager(
+    dir: &DataDir,
+    config: &NodeConfig,
+    ca: &ClusterCa,
+    secret_key: &[u8],
+    node: &FirstManager,
+    pending: (&std::path::Path, &[u8]),
+) -> Result<(), ManagerError> {
+    capstan_pki::write_private_file(&dir.ca_key(), ca.key_pem().as_bytes())?;
+    capstan_pki::write_private_file(&dir.secret_key(), secret_key)?;
+    capstan_pki::write_public_file(&dir.ca_cert(), ca.cert_pem().as_bytes())?;
+    capstan_pki::write_private_file(&dir.node_key(), node.key_pem.as_bytes())?;
+    capstan_pki::write_public_file(&dir.node_cert(), node.cert_pem.as_bytes())?;
+    capstan_pki::write_private_file(pending.0, pending.1)?;
+    config.save(&dir.config())
 }
 
 /// Initialises Raft on a freshly installed manager and writes the objects
@@ -225,31 +297,7 @@ pub async fn finish_install(state: &SharedState) -> Result<(), ManagerError> {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-    let me = state.node_id().0;
-    let initialized = state
-        .raft
-        .is_initialized()
-        .await
-        .map_err(|e| ManagerError::Fatal(e.to_string()))?;
-    if !initialized {
-        let members = BTreeMap::from([(
-            me,
-            BasicNode {
-                addr: state.config.advertise_addr(),
-            },
-        )]);
-        state
-            .raft
-            .initialize(members)
-            .await
-            .map_err(|e| ManagerError::Fatal(format!("initialize raft: {e}")))?;
-    }
-    state
-        .raft
-        .wait(Some(Duration::from_secs(30)))
-        .current_leader(me, "install: become leader")
-        .await
-        .map_err(|e| ManagerError::Unavailable(format!("did not become leader: {e}")))?;
+    lead_alone(state).await?;
     let put_once = |table: &str, id: String, value: Vec<u8>| Op {
         table: table.to_string(),
         id,
@@ -272,6 +320,37 @@ pub async fn finish_install(state: &SharedState) -> Result<(), ManagerError> {
     }
     std::fs::remove_file(&path).map_err(|e| ManagerError::file("remove", &path, e))?;
     tracing::info!("install finished: cluster record, node and admin written");
+    Ok(())
+}
+
+/// Makes this manager the one member of a new Raft group (unless it
+/// already is one) and waits until it leads.
+pub(crate) async fn lead_alone(state: &SharedState) -> Result<(), ManagerError> {
+    let me = state.node_id().0;
+    let initialized = state
+        .raft
+        .is_initialized()
+        .await
+        .map_err(|e| ManagerError::Fatal(e.to_string()))?;
+    if !initialized {
+        let members = BTreeMap::from([(
+            me,
+            BasicNode {
+                addr: state.config.advertise_addr(),
+            },
+        )]);
+        state
+            .raft
+            .initialize(members)
+            .await
+            .map_err(|e| ManagerError::Fatal(format!("initialize raft: {e}")))?;
+    }
+    state
+        .raft
+        .wait(Some(Duration::from_secs(30)))
+        .current_leader(me, "first start: become leader")
+        .await
+        .map_err(|e| ManagerError::Unavailable(format!("did not become leader: {e}")))?;
     Ok(())
 }
 

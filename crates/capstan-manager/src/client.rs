@@ -3,7 +3,7 @@
 
 use capstan_core::NodeRole;
 use capstan_proto::v1::cluster_client::ClusterClient;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 use crate::config::{join_host_port, NodeConfig};
 use crate::error::ManagerError;
@@ -21,6 +21,31 @@ pub async fn connect(
 /// A channel to the local manager (or `host`) as this node, for any of the
 /// swarm port's services.
 pub async fn channel(dir: &DataDir, host: Option<&str>) -> Result<Channel, ManagerError> {
+    let (config, tls) = manager_tls(dir)?;
+    let addr = match host {
+        Some(h) => h.to_string(),
+        None => {
+            let local = match config.listen_address.as_str() {
+                "0.0.0.0" | "::" => "127.0.0.1",
+                other => other,
+            };
+            join_host_port(local, config.swarm_port)
+        }
+    };
+    endpoint(&addr, &tls)?
+        .connect()
+        .await
+        .map_err(|source| ManagerError::Transport { addr, source })
+}
+
+/// A client of the manager at `addr` as this node, connecting on first use.
+pub fn lazy(dir: &DataDir, addr: &str) -> Result<ClusterClient<Channel>, ManagerError> {
+    let (_, tls) = manager_tls(dir)?;
+    Ok(ClusterClient::new(endpoint(addr, &tls)?.connect_lazy()))
+}
+
+/// This manager node's configuration and client TLS settings.
+fn manager_tls(dir: &DataDir) -> Result<(NodeConfig, ClientTlsConfig), ManagerError> {
     if !dir.is_installed() {
         return Err(ManagerError::NotInstalled {
             path: dir.root().to_path_buf(),
@@ -39,18 +64,5 @@ pub async fn channel(dir: &DataDir, host: Option<&str>) -> Result<Channel, Manag
         &read(dir.ca_cert())?,
         Some((&read(dir.node_cert())?, &read(dir.node_key())?)),
     );
-    let addr = match host {
-        Some(h) => h.to_string(),
-        None => {
-            let local = match config.listen_address.as_str() {
-                "0.0.0.0" | "::" => "127.0.0.1",
-                other => other,
-            };
-            join_host_port(local, config.swarm_port)
-        }
-    };
-    endpoint(&addr, &tls)?
-        .connect()
-        .await
-        .map_err(|source| ManagerError::Transport { addr, source })
+    Ok((config, tls))
 }

@@ -71,6 +71,11 @@ macro_rules! lead_or_forward {
     };
 }
 
+type BackupStream = Pin<Box<dyn Stream<Item = Result<pb::BackupChunk, Status>> + Send>>;
+/// Size of the chunks a backup streams in.
+const BACKUP_CHUNK: usize = 1 << 20;
+/// How long the leader waits for an agent's log.
+const AGENT_LOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -307,6 +312,87 @@ impl Cluster for ClusterApi {
         Ok(Response::new(pb::RegisterManagerResponse { log_index }))
     }
 
+    type BackupStream = BackupStream;
+
+    async fn backup(
+        &self,
+        req: Request<pb::BackupRequest>,
+    ) -> Result<Response<BackupStream>, Status> {
+        // Confirmed current first: a follower's backup would otherwise miss
+        // writes the leader already acknowledged.
+        if let Some(mut leader) = self.state.read_barrier(is_forwarded(&req)).await? {
+            let stream = leader
+                .backup(forwarded_request(pb::BackupRequest {}))
+                .await?
+                .into_inner();
+            return Ok(Response::new(Box::pin(stream)));
+        }
+        let (index, objects) = self
+            .state
+            .sm
+            .export()
+            .await
+            .map_err(crate::ManagerError::from)?;
+        let count = objects.len() as u64;
+        let data = serde_json::to_vec(&objects)
+            .map_err(|e| Status::internal(format!("encoding the objects: {e}")))?;
+        let mut chunks: Vec<_> = data
+            .chunks(BACKUP_CHUNK)
+            .map(|c| {
+                Ok(pb::BackupChunk {
+                    applied_index: index,
+                    objects: count,
+                    data: c.to_vec(),
+                })
+            })
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(Ok(pb::BackupChunk {
+                applied_index: index,
+                objects: 0,
+                data: b"[]".to_vec(),
+            }));
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn diagnostics(
+        &self,
+        req: Request<pb::DiagnosticsRequest>,
+    ) -> Result<Response<pb::DiagnosticsResponse>, Status> {
+        let me = self.state.node_id().to_string();
+        let asked = req.get_ref().node_id.clone();
+        if asked.is_empty() || asked == me {
+            let metrics = self.state.raft.metrics().borrow().clone();
+            let path = self.state.dir.config();
+            return Ok(Response::new(pb::DiagnosticsResponse {
+                node_id: me,
+                version: env!("CARGO_PKG_VERSION").into(),
+                log: capstan_core::log_tail::global().contents().into_bytes(),
+                node_config: std::fs::read_to_string(&path)
+                    .map_err(|e| crate::ManagerError::file("read", path, e))?,
+                raft: serde_json::to_string_pretty(&metrics).unwrap_or_default(),
+            }));
+        }
+        let node: capstan_core::NodeId = asked
+            .parse()
+            .map_err(|e| Status::invalid_argument(format!("node_id: {e}")))?;
+        // Agents hold their sessions with the leader.
+        lead_or_forward!(self, req, diagnostics);
+        let log = crate::swarm::logs::agent_log(&self.state, node, AGENT_LOG_TIMEOUT)
+            .await
+            .ok_or_else(|| {
+                Status::unavailable(format!(
+                    "node {asked} has no session with the leader or did not answer within {AGENT_LOG_TIMEOUT:?}"
+                ))
+            })?;
+        Ok(Response::new(pb::DiagnosticsResponse {
+            node_id: asked,
+            log,
+            ..Default::default()
+        }))
+    }
+
     async fn ping(
         &self,
         _req: Request<pb::PingRequest>,
@@ -314,6 +400,10 @@ impl Cluster for ClusterApi {
         Ok(Response::new(pb::PingResponse {
             node_id: self.state.node_id().to_string(),
             term: self.state.raft.metrics().borrow().current_term,
+            unix_ms: i64::try_from(
+                time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000,
+            )
+            .unwrap_or_default(),
         }))
     }
 }

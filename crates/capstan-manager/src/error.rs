@@ -79,6 +79,12 @@ pub enum ManagerError {
     /// Raft stopped.
     #[error("raft stopped: {0}")]
     Fatal(String),
+    /// The data disk is too full to take writes.
+    #[error("{0}")]
+    DiskFull(String),
+    /// A backup cannot be written or read.
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl ManagerError {
@@ -102,6 +108,7 @@ impl From<ManagerError> for tonic::Status {
             ManagerError::Conflict(m) => Status::aborted(m),
             ManagerError::Refused(m) => Status::failed_precondition(m),
             ManagerError::Unavailable(m) => Status::unavailable(m),
+            ManagerError::DiskFull(m) => Status::resource_exhausted(m),
             ManagerError::Remote(s) => s,
             ManagerError::Transport { .. } | ManagerError::Fatal(_) => {
                 Status::unavailable(e.to_string())

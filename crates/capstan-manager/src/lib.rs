@@ -7,20 +7,24 @@
 //! [`state::ManagerState::write`], which forwards to the leader.
 
 pub mod auth;
+pub mod backup;
 pub mod batcher;
 pub mod bootstrap;
 pub mod client;
 pub mod cluster_api;
 pub mod config;
 mod decoded;
+pub mod disk;
 pub mod error;
 pub mod join_api;
 pub mod membership;
 pub mod paths;
 pub mod reachability;
+pub mod restore;
 pub mod server;
 pub mod state;
 pub mod supervisor;
+pub mod support;
 pub mod swarm;
 pub mod wire;
 

@@ -49,6 +49,10 @@ impl DataDir {
     pub fn bootstrap(&self) -> PathBuf {
         self.root.join("bootstrap.json")
     }
+    /// Objects a restore writes into the store at first start.
+    pub fn restore(&self) -> PathBuf {
+        self.root.join("restore.json")
+    }
     /// Whether a node was installed or joined here.
     pub fn is_installed(&self) -> bool {
         self.config().exists()

@@ -158,6 +158,11 @@ pub async fn run_manager_with(
         "bootstrap",
         finish_and_announce(state.clone(), sup.token(), ready),
     );
+    {
+        let state = state.clone();
+        let cancel = sup.token();
+        sup.spawn("disk-guard", async move { state.disk.watch(cancel).await });
+    }
     sup.spawn(
         "cert-renewal",
         renew_certificates(state.clone(), reload, sup.token()),
@@ -186,6 +191,7 @@ async fn finish_and_announce(
     ready: Option<oneshot::Sender<Ready>>,
 ) -> Result<(), ManagerError> {
     bootstrap::finish_install(&state).await?;
+    crate::restore::finish_restore(&state).await?;
     bootstrap::finish_join(&state, &cancel).await?;
     let mut metrics = state.raft.metrics();
     let leader = loop {

@@ -68,6 +68,8 @@ pub struct ManagerState {
     pub reach: Reachability,
     /// Swarm-mode components (dispatcher sessions, log routes, keys).
     pub swarm: crate::swarm::SwarmState,
+    /// Refuses writes while the data disk is full.
+    pub disk: crate::disk::DiskGuard,
     /// Gathers concurrent writes into shared Raft entries.
     batcher: WriteBatcher,
     peers: Mutex<HashMap<String, Channel>>,
@@ -87,6 +89,8 @@ impl ManagerState {
         swarm: crate::swarm::SwarmState,
     ) -> (Self, BatchLoop) {
         let (batcher, batch_loop) = WriteBatcher::new();
+        let disk =
+            crate::disk::DiskGuard::new(dir.root().to_path_buf(), crate::disk::DEFAULT_RESERVE);
         let state = Self {
             config,
             dir,
@@ -95,6 +99,7 @@ impl ManagerState {
             ca,
             client_tls,
             reach: Reachability::default(),
+            disk,
             swarm,
             batcher,
             peers: Mutex::new(HashMap::new()),
@@ -170,6 +175,8 @@ impl ManagerState {
                 "a write needs at least one operation".into(),
             ));
         }
+        // This manager's disk; a forwarded write meets the leader's too.
+        self.disk.check()?;
         match self.batcher.submit(ops.clone()).await {
             Outcome::Applied(SmResponse::Written { index, objects }) => Ok(WriteOutcome {
                 log_index: index,
@@ -208,7 +215,7 @@ impl ManagerState {
 
     /// Makes a following local read linearizable, or says which leader to
     /// ask instead.
-    async fn read_barrier(
+    pub(crate) async fn read_barrier(
         &self,
         forwarded: bool,
     ) -> Result<Option<ClusterClient<Channel>>, ManagerError> {

@@ -75,6 +75,14 @@ impl StateMachineStore {
         objects::list(&self.dir, table, prefix, limit)
     }
 
+    /// Every object with the applied index they are the state at: read
+    /// under the apply lock, so no entry lands half-way through (what a
+    /// backup holds).
+    pub async fn export(&self) -> Result<(u64, Vec<StoredObject>), StoreError> {
+        let _write = self.shared.write.lock().await;
+        Ok((self.applied_index(), objects::all(&self.dir)?))
+    }
+
     /// Index of the last log entry applied (0 before any).
     pub fn applied_index(&self) -> u64 {
         self.shared.applied.load(Ordering::Acquire)

@@ -53,12 +53,17 @@ pub enum Command {
     /// Read and write cluster key/value metadata (maintenance and diagnostics).
     #[command(subcommand)]
     Kv(KvCommand),
-    /// Back up the cluster state.
-    Backup,
-    /// Restore the cluster state from a backup.
-    Restore,
-    /// Collect logs and state for support.
-    SupportBundle,
+    /// Back up the cluster online: the store at one Raft index, the CA and
+    /// keys, sealed with a passphrase.
+    Backup(BackupArgs),
+    /// Make a one-manager cluster on this machine from a backup.
+    Restore(RestoreArgs),
+    /// Collect every node's recent logs and the cluster's state (secrets
+    /// redacted) into one zip for support.
+    SupportBundle(SupportBundleArgs),
+    /// Check this node: certificates, disk, Docker, ports, managers, Raft
+    /// and clock skew, each problem with what to do.
+    Doctor(DoctorArgs),
     /// Cluster certificate authority operations.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -241,6 +246,67 @@ pub struct JoinArgs {
     pub init_only: bool,
     #[command(flatten)]
     pub engine_proxy: EngineProxyArg,
+}
+
+/// Where a backup's passphrase comes from: the file, else
+/// `CAPSTAN_BACKUP_PASSPHRASE`, else a prompt on the terminal.
+#[derive(Args, Debug, Clone)]
+pub struct PassphraseArg {
+    /// A file holding the passphrase (its first line).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// `capstan backup`.
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Where to write the backup; `-` is standard output.
+    #[arg(long, short, default_value = "-")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub passphrase: PassphraseArg,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `capstan restore`.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup file (`-` reads standard input).
+    #[arg(long)]
+    pub from: PathBuf,
+    #[command(flatten)]
+    pub passphrase: PassphraseArg,
+    /// Only open and check the backup, print its manifest, write nothing.
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub net: NodeNet,
+    /// Lifetime of node certificates, e.g. `90d` [default: 90d].
+    #[arg(long, env = "CAPSTAN_CERT_TTL")]
+    pub cert_ttl: Option<String>,
+    /// Only prepare the data directory; start it later with `capstan manager`.
+    #[arg(long)]
+    pub init_only: bool,
+}
+
+/// `capstan doctor`.
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `capstan support-bundle`.
+#[derive(Args, Debug)]
+pub struct SupportBundleArgs {
+    /// Where to write the zip; `-` is standard output [default:
+    /// capstan-support-<cluster>-<time>.zip in the current directory].
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 /// `capstan token`.
@@ -426,12 +492,34 @@ pub enum ClientsOn {
     All,
 }
 
+/// Writes log output to stderr and keeps its tail in memory for support
+/// bundles (`capstan_core::log_tail`).
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        capstan_core::log_tail::global().push(&String::from_utf8_lossy(buf));
+        std::io::stderr().write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Installs the tracing subscriber: `level` from --log-level, CAPSTAN_LOG or
 /// the config file; else info for node roles and warn for client commands.
 pub fn init_logging(cli: &Cli, level: Option<&str>) {
     let runs_a_node = matches!(
         cli.command,
-        Command::Up(_) | Command::Install(_) | Command::Join(_) | Command::Manager
+        Command::Up(_)
+            | Command::Install(_)
+            | Command::Join(_)
+            | Command::Manager
+            | Command::Agent(_)
+            | Command::Registry(_)
+            | Command::Restore(_)
     );
     let default = if runs_a_node {
         "info,openraft=warn"
@@ -442,7 +530,8 @@ pub fn init_logging(cli: &Cli, level: Option<&str>) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(|| LogWriter);
     if cli.log_json {
         builder.json().init();
     } else {

@@ -1,7 +1,8 @@
-//! The audit log, the license and the cluster configuration.
+//! The audit log, the license, the cluster configuration and support
+//! bundles.
 
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use axum::Json;
 use capstan_core::audit::AuditEntry;
@@ -200,4 +201,43 @@ pub async fn put_config(
         parse_toml(&doc).map_err(|e| ApiError::bad_request("INVALID_CONFIG", e.to_string()))?;
     commit(&gw, vec![put_op(&config)]).await?;
     Ok(Json(ConfigApplied { applied: true }))
+}
+
+/// A support bundle of the whole cluster (admins: `config.update` on `/`):
+/// a zip with every reachable node's recent log, configuration and Raft
+/// state, node descriptions, services, task states and recent task events,
+/// versions and this gateway's metrics, with every secret value redacted.
+/// Nodes that do not answer within a few seconds are listed in
+/// `manifest.json` instead of waited for.
+#[utoipa::path(post, path = "/api/support", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "The support bundle", body = super::clientbundle::BundleZip, content_type = "application/zip"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn support(State(gw): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.authorize(
+        op!("config.update"),
+        Resource::Collection("/"),
+        "support bundle",
+    )?;
+    let state = &gw.manager;
+    let local = state.peer(&state.config.advertise_addr())?;
+    let metrics = gw.metrics.render(&gw.manager).into_bytes();
+    let zip = capstan_manager::support::gather(
+        local,
+        |addr| state.peer(addr),
+        vec![("metrics.txt".into(), metrics)],
+    )
+    .await?;
+    let name = format!(
+        "attachment; filename=\"capstan-support-{}-{}.zip\"",
+        state.config.cluster_id,
+        OffsetDateTime::now_utc().unix_timestamp()
+    );
+    Ok((
+        [
+            (CONTENT_TYPE, "application/zip".to_string()),
+            (CONTENT_DISPOSITION, name),
+            (CACHE_CONTROL, "no-store".to_string()),
+        ],
+        zip,
+    ))
 }

@@ -108,6 +108,7 @@ pub fn router(gw: AppState) -> Router {
         .routes(routes!(admin::audit))
         .routes(routes!(admin::get_license, admin::put_license))
         .routes(routes!(admin::get_config, admin::put_config))
+        .routes(routes!(admin::support))
         .routes(routes!(registry::list, registry::register))
         .routes(routes!(registry::install_command))
         .routes(routes!(clientbundle::get_bundle, clientbundle::post_bundle))

@@ -25,7 +25,7 @@ pub(super) fn routes() -> Router<Ui> {
         .route("/ui/settings/certificates", get(certificates))
         .route("/ui/settings/config", get(config).post(save_config))
         .route("/ui/settings/authentication", get(authentication))
-        .route("/ui/settings/support", get(support))
+        .route("/ui/settings/support", get(support).post(download_support))
 }
 
 #[derive(Deserialize, Default)]
@@ -374,14 +374,40 @@ async fn authentication(viewer: Viewer) -> Response {
     )
 }
 
-/// `GET /ui/settings/support`: the support bundle's place.
+/// `GET /ui/settings/support`: what a support bundle holds, and the
+/// button that makes one.
 async fn support(viewer: Viewer) -> Response {
-    not_yet(
-        &viewer,
-        "/ui/settings/support",
-        "Support bundle",
-        html! { "The support bundle download is available when " code { "capstan support" } " lands." },
+    support_page(&viewer, None)
+}
+
+fn support_page(viewer: &Viewer, err: Option<&str>) -> Response {
+    let body = html! {
+        div.panel {
+            (error(err))
+            p { "A support bundle is one zip with what Capstan support needs to understand this cluster: every reachable node's recent log, configuration and Raft state, node descriptions, services, task states and recent task events, versions and metrics." }
+            p.muted { "Secret values, passwords, tokens, keys and environment values are redacted; accounts, sessions, secrets and configs are left out. Nodes that do not answer within a few seconds are listed in manifest.json instead of waited for. The same bundle comes from " code { "capstan support-bundle" } " on a manager and from " code { "POST /api/support" } "." }
+            form method="post" action="/ui/settings/support" {
+                (csrf_field(viewer))
+                button #support-download type="submit" { "Download support bundle" }
+            }
+        }
+    };
+    render(
+        StatusCode::OK,
+        page(viewer, "/ui/settings/support", "Support bundle", body),
     )
+}
+
+/// `POST /ui/settings/support` → `POST /api/support`: the zip, as a
+/// download.
+async fn download_support(State(ui): State<Ui>, Posted { viewer, .. }: Posted) -> Response {
+    let a = ui
+        .call(Some(&viewer), Method::POST, "/api/support", None)
+        .await;
+    if !a.ok() {
+        return support_page(&viewer, Some(&a.message()));
+    }
+    super::zip_download("capstan-support.zip", a.raw)
 }
 
 #[cfg(test)]

@@ -431,6 +431,22 @@ fn failed(status: StatusCode, message: &str) -> Answer {
     }
 }
 
+/// A zip archive answered as a download named `name`, which no cache may
+/// keep (bundles hold keys, support bundles a cluster's state).
+pub(super) fn zip_download(name: &str, bytes: impl Into<Body>) -> Response {
+    let mut resp = (StatusCode::OK, bytes.into()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! for now).
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
@@ -117,17 +117,7 @@ pub async fn new_bundle(
             profile_page(&ui, &viewer, Some(&a.message()), None).await,
         );
     }
-    let name = format!("ucp-bundle-{}.zip", viewer.username);
-    let mut resp = (StatusCode::OK, a.raw).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    resp
+    super::zip_download(&format!("ucp-bundle-{}.zip", viewer.username), a.raw)
 }
 
 /// `POST /ui/profile/bundles/{id}/revoke` → `DELETE /api/clientbundle/certs/{id}`.

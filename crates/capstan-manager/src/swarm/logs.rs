@@ -45,6 +45,43 @@ impl LogRoutes {
     }
 }
 
+/// The recent log of the agent on `node` (connected to this leader), for a
+/// support bundle; `None` when its session is not here or it does not
+/// answer within `timeout`.
+pub async fn agent_log(
+    state: &crate::state::SharedState,
+    node: capstan_core::NodeId,
+    timeout: std::time::Duration,
+) -> Option<Vec<u8>> {
+    let (id, mut chunks) = state.swarm.logs.open();
+    let request = pb::LogRequest {
+        request_id: id.clone(),
+        own_log: true,
+        ..Default::default()
+    };
+    let sent = state
+        .swarm
+        .sessions
+        .send(node, pb::dispatcher_message::Msg::LogRequest(request));
+    let collect = async move {
+        let mut log = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            log.extend_from_slice(&chunk.data);
+            if chunk.eof {
+                return chunk.error.is_empty().then_some(log);
+            }
+        }
+        None
+    };
+    let log = if sent {
+        tokio::time::timeout(timeout, collect).await.ok().flatten()
+    } else {
+        None
+    };
+    state.swarm.logs.close(&id);
+    log
+}
+
 /// Streams the logs of `tasks` from their nodes' agents, merged, ending when
 /// every task's log ends (or never, with `follow`, until the client leaves).
 pub fn stream_tasks(
@@ -63,6 +100,7 @@ pub fn stream_tasks(
             since_unix_ms: r.since_unix_ms,
             tail: r.tail.clone(),
             timestamps: r.timestamps,
+            own_log: false,
         };
         if !state
             .swarm

@@ -3,7 +3,9 @@
 
 mod agent;
 mod audit;
+mod backup;
 mod bench;
+mod doctor;
 mod kv;
 mod node;
 mod registry;
@@ -52,9 +54,10 @@ pub async fn run(cli: Cli, file: FileSettings) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify { file }) => audit::verify(&dir, file),
         Command::Agent(args) => setup::agent(dir, args, &file).await,
         Command::Registry(args) => registry::registry(dir, args).await,
-        Command::Backup => not_yet("backup", "backup and restore are planned"),
-        Command::Restore => not_yet("restore", "backup and restore are planned"),
-        Command::SupportBundle => not_yet("support-bundle", "support bundles are planned"),
+        Command::Backup(args) => backup::backup(&dir, args).await,
+        Command::Restore(args) => backup::restore(dir, args, &file).await,
+        Command::Doctor(args) => doctor::doctor(&dir, args).await,
+        Command::SupportBundle(args) => backup::support_bundle(&dir, args).await,
         Command::Ca(CaCommand::Rotate) => not_yet(
             "ca rotate",
             "root rotation is planned; node certificates already renew by themselves",

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{AgentArgs, EngineProxyArg, InstallArgs, JoinArgs, NodeNet, UpArgs};
 use crate::settings::{parse_ttl_days, FileSettings};
 
-fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
@@ -23,16 +23,20 @@ fn hostname() -> String {
 }
 
 /// Node addresses and ports after flags, environment and config file.
-struct Net {
-    host_address: String,
-    listen_address: String,
-    sans: Vec<String>,
-    controller_port: u16,
-    swarm_port: u16,
-    kube_apiserver_port: u16,
+pub(super) struct Net {
+    pub(super) host_address: String,
+    pub(super) listen_address: String,
+    pub(super) sans: Vec<String>,
+    pub(super) controller_port: u16,
+    pub(super) swarm_port: u16,
+    pub(super) kube_apiserver_port: u16,
 }
 
-fn resolve_net(net: &NodeNet, file: &FileSettings, hostname: &str) -> anyhow::Result<Net> {
+pub(super) fn resolve_net(
+    net: &NodeNet,
+    file: &FileSettings,
+    hostname: &str,
+) -> anyhow::Result<Net> {
     let host_address = match net
         .host_address
         .clone()
@@ -109,7 +113,7 @@ pub(super) fn cancel_on_signal() -> CancellationToken {
 }
 
 /// Runs the manager in the foreground, calling `announce` once it is ready.
-async fn run_foreground(
+pub(super) async fn run_foreground(
     dir: DataDir,
     file: &FileSettings,
     announce: impl FnOnce(Ready) + Send + 'static,
