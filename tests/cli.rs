@@ -135,7 +135,10 @@ fn operations_commands_without_a_node_say_what_is_missing() {
             vec!["restore", "--from", missing.to_str().unwrap(), "--check"],
             "missing.cbk",
         ),
-        (vec!["support-bundle", "-o", "s.zip"], "no capstan node is installed"),
+        (
+            vec!["support-bundle", "-o", "s.zip"],
+            "no capstan node is installed",
+        ),
         (vec!["doctor"], "no Capstan node"),
     ] {
         let out = capstan()

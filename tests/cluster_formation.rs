@@ -156,6 +156,47 @@ async fn bad_join_tokens_are_refused_and_change_nothing() -> Result<()> {
         );
     }
 
+    // A node of a version this cluster cannot work with is refused with
+    // both versions named, before anything is written (asked over the Join
+    // API as such a node would).
+    let ca = c.members[0]
+        .container
+        .exec_ok(&["cat", "/data/pki/ca.crt"])?;
+    let channel =
+        capstan_manager::state::endpoint(&c.addr(0)?, &capstan_pki::client_tls(&ca, None))?
+            .connect()
+            .await?;
+    let mut join_api = capstan_proto::v1::join_client::JoinClient::new(channel);
+    let ours = env!("CARGO_PKG_VERSION");
+    for (version, says) in [
+        ("99.0.0".to_string(), "upgrade the cluster's managers first"),
+        ("0.3.0".to_string(), "upgrade the cluster's managers first"),
+        (String::new(), "does not say which Capstan version"),
+    ] {
+        let (csr_pem, _key) = capstan_pki::generate_csr()?;
+        let refused = join_api
+            .join(capstan_proto::v1::JoinRequest {
+                token: worker_token.clone(),
+                csr_pem,
+                hostname: "other-version".into(),
+                advertise_addr: "other-version:2377".into(),
+                sans: vec![],
+                version: version.clone(),
+            })
+            .await
+            .expect_err("a join of another version was admitted");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::FailedPrecondition,
+            "{refused:?}"
+        );
+        let message = refused.message();
+        assert!(
+            message.contains(says) && message.contains(ours) && message.contains(version.as_str()),
+            "version {version:?}: {message}"
+        );
+    }
+
     // A rotated token stops working at once.
     c.capstan_ok(0, &["token", "worker", "--rotate"])?;
     let out = join(&worker_token)?;

@@ -189,8 +189,45 @@ impl Browser {
     }
 
     /// Clicks a submit button (or link) and waits until the page it
-    /// leads to has replaced this one and finished loading.
+    /// leads to has replaced this one and finished loading. When Chromium
+    /// cut the request off because a network interface of this machine came
+    /// or went (a task's container starting), the form page is brought back
+    /// (its fields as they were) and submitted again.
     async fn submit(&self, css: &str) {
+        for _ in 0..3 {
+            self.submit_once(css).await;
+            if !self.network_changed().await {
+                return;
+            }
+            self.c.back().await.expect("back to the form");
+            self.wait_loaded().await;
+            if !self.has(css).await {
+                break;
+            }
+        }
+        self.after_network_change().await;
+    }
+
+    async fn network_changed(&self) -> bool {
+        let page = self.c.source().await.unwrap_or_default();
+        page.contains("\"errorCode\":\"ERR_NETWORK_CHANGED\"")
+    }
+
+    async fn wait_loaded(&self) {
+        for _ in 0..600 {
+            let state = self
+                .c
+                .execute("return document.readyState", vec![])
+                .await
+                .unwrap_or(Value::Null);
+            if state == json!("complete") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn submit_once(&self, css: &str) {
         self.c
             .execute("document.documentElement.dataset.leaving = '1'", vec![])
             .await
@@ -207,7 +244,6 @@ impl Browser {
                 .await
                 .unwrap_or(Value::Null);
             if state == json!(["", "complete"]) {
-                self.after_network_change().await;
                 return;
             }
             assert!(
@@ -226,8 +262,7 @@ impl Browser {
     async fn after_network_change(&self) {
         // Containers come and go for a few seconds after a change.
         for _ in 0..40 {
-            let page = self.c.source().await.unwrap_or_default();
-            if !page.contains("\"errorCode\":\"ERR_NETWORK_CHANGED\"") {
+            if !self.network_changed().await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

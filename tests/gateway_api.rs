@@ -1827,6 +1827,28 @@ fn system_routes() {
         "{metrics}"
     );
     assert!(has("capstan_nodes", ""), "{metrics}");
+    // Every series the example Grafana dashboard plots is served.
+    let dashboard: Value =
+        serde_json::from_str(include_str!("../deploy/grafana/capstan-dashboard.json"))
+            .expect("the Grafana dashboard is JSON");
+    let mut plotted = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("capstan_") {
+                    plotted += 1;
+                    // (Families without samples yet still have their HELP line.)
+                    let family = word.trim_end_matches("_total").trim_end_matches("_bucket");
+                    assert!(
+                        metrics.contains(&format!("# HELP {family}")),
+                        "the dashboard plots {word}, not served:\n{metrics}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(plotted >= 9, "{plotted}");
     expect_error(gw.get("/metrics", &ivan), 403, &["ivan"]);
     expect_error(gw.call(Method::GET, "/metrics", None, None), 401, &[]);
 }

@@ -140,6 +140,17 @@ async fn support_bundles_list_a_stopped_node_and_hold_no_secret() -> Result<()> 
         api.token.as_str(),
     ];
 
+    // Every node advertises the version it runs.
+    let nodes: serde_json::Value =
+        serde_json::from_str(&c.capstan_ok(0, &["node", "ls", "--json"])?)?;
+    let versions: Vec<&str> = nodes
+        .as_array()
+        .ok_or("node list")?
+        .iter()
+        .map(|n| n["CapstanVersion"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(versions, vec![env!("CARGO_PKG_VERSION"); 4], "{nodes}");
+
     // manager3 stops; the bundle lists it instead of waiting for it.
     c.members[2].container.stop()?;
     let started = Instant::now();

@@ -53,7 +53,7 @@ fn from_info(info: &SystemInfo, hostname: &str) -> NodeDescription {
         kernel_version: info.kernel_version.clone().unwrap_or_default(),
         engine_build: EngineBuild::default(),
         engine_plugins: info.plugins.as_ref().map(plugins).unwrap_or_default(),
-        capstan_version: env!("CARGO_PKG_VERSION").to_owned(),
+        capstan_version: capstan_core::version::VERSION.to_owned(),
     }
 }
 

@@ -47,6 +47,7 @@ pub fn node(id: u64, hostname: &str) -> Node {
             engine_version: "27.0.0".into(),
             ..NodeDescription::default()
         }),
+        capstan_version: String::new(),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod service;
 pub mod table;
 pub mod task;
 pub mod user;
+pub mod version;
 
 #[cfg(test)]
 mod fixtures;

@@ -113,6 +113,10 @@ pub struct Node {
     /// first session).
     #[serde(default)]
     pub description: Option<NodeDescription>,
+    /// The Capstan version the node runs (set when it joins, and by the
+    /// node itself when it starts or its agent connects after an upgrade).
+    #[serde(default)]
+    pub capstan_version: String,
 }
 
 /// A machine as its agent describes it (`docker node inspect` Description).
@@ -233,6 +237,7 @@ mod tests {
             updated_at: t,
             cert_not_after: t,
             description: None,
+            capstan_version: String::new(),
         }
     }
 

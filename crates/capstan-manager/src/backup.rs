@@ -217,7 +217,7 @@ pub fn seal(
     let sealed_len = plain.len() as u64 + 16;
     let mut manifest = Manifest {
         format: FORMAT,
-        capstan_version: env!("CARGO_PKG_VERSION").into(),
+        capstan_version: capstan_core::version::VERSION.into(),
         cluster_id: cluster_id.into(),
         raft_index,
         created_at: OffsetDateTime::now_utc(),
@@ -273,7 +273,7 @@ pub fn inspect(bytes: &[u8]) -> Result<(Manifest, &[u8]), BackupError> {
         return Err(BackupError::Incompatible {
             found: manifest.format,
             written_by: manifest.capstan_version.clone(),
-            ours: env!("CARGO_PKG_VERSION"),
+            ours: capstan_core::version::VERSION,
         });
     }
     let sealed = &rest[end + 1..];

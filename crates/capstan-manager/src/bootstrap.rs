@@ -253,6 +253,7 @@ pub(crate) fn first_manager(
         updated_at: now,
         cert_not_after: cert.not_after,
         description: None,
+        capstan_version: capstan_core::version::VERSION.into(),
     };
     Ok((
         config,
@@ -354,6 +355,42 @@ pub(crate) async fn lead_alone(state: &SharedState) -> Result<(), ManagerError> 
     Ok(())
 }
 
+/// Records this manager's Capstan version in its node record when it
+/// changed (the first start after an upgrade), so every node advertises
+/// what it runs.
+pub async fn record_version(state: &SharedState) -> Result<(), ManagerError> {
+    let ours = capstan_core::version::VERSION;
+    for _ in 0..5 {
+        let Some((mut node, version)) = state
+            .get::<Node>(
+                &state.node_id().to_string(),
+                crate::state::Consistency::Linearizable,
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        if node.capstan_version == ours {
+            return Ok(());
+        }
+        tracing::info!(from = %node.capstan_version, to = ours, "this manager runs a new version");
+        node.capstan_version = ours.into();
+        node.updated_at = OffsetDateTime::now_utc();
+        let op = Op {
+            table: Node::TABLE.into(),
+            id: node.id(),
+            action: Action::Put(encode(&node)),
+            expect: Expect::Version(version),
+        };
+        match state.write(vec![op], false).await {
+            Ok(_) => return Ok(()),
+            Err(ManagerError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// What `capstan join` was asked for.
 #[derive(Clone, Debug)]
 pub struct JoinOptions {
@@ -446,6 +483,7 @@ pub async fn join(opts: JoinOptions) -> Result<NodeConfig, ManagerError> {
             hostname: opts.hostname.clone(),
             advertise_addr,
             sans: opts.sans.clone(),
+            version: capstan_core::version::VERSION.into(),
         })
         .await
         .map_err(ManagerError::Remote)?

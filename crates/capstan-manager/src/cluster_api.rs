@@ -53,6 +53,7 @@ pub fn node_to_pb(node: &Node, version: u64, status: Option<ManagerStatus>) -> p
         updated_at: rfc3339(node.updated_at),
         labels: node.labels.clone().into_iter().collect(),
         cert_not_after: rfc3339(node.cert_not_after),
+        capstan_version: node.capstan_version.clone(),
     }
 }
 
@@ -367,7 +368,7 @@ impl Cluster for ClusterApi {
             let path = self.state.dir.config();
             return Ok(Response::new(pb::DiagnosticsResponse {
                 node_id: me,
-                version: env!("CARGO_PKG_VERSION").into(),
+                version: capstan_core::version::VERSION.into(),
                 log: capstan_core::log_tail::global().contents().into_bytes(),
                 node_config: std::fs::read_to_string(&path)
                     .map_err(|e| crate::ManagerError::file("read", path, e))?,

@@ -75,6 +75,8 @@ impl Join for JoinApi {
             .ok_or_else(|| Status::unavailable("the cluster is still starting; retry"))?;
         let role = role_for(&token, &info)?;
         let (host, _) = validate_request(&r)?;
+        capstan_core::version::compatible(capstan_core::version::VERSION, &r.version)
+            .map_err(Status::failed_precondition)?;
 
         let id = NodeId(rand::random::<u64>().max(1));
         let mut hosts = vec![host, r.hostname.clone()];
@@ -108,6 +110,7 @@ impl Join for JoinApi {
             updated_at: now,
             cert_not_after: cert.not_after,
             description: None,
+            capstan_version: r.version.clone(),
         };
         self.state
             .write(

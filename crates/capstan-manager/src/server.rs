@@ -213,6 +213,9 @@ async fn finish_and_announce(
             leader: NodeId(leader),
         });
     }
+    if let Err(e) = bootstrap::record_version(&state).await {
+        tracing::warn!(error = %e, "could not record this manager's version");
+    }
     Ok(())
 }
 

@@ -306,7 +306,7 @@ pub async fn gather(
         "generated_at": OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
-        "capstan_version": env!("CARGO_PKG_VERSION"),
+        "capstan_version": capstan_core::version::VERSION,
         "cluster_id": status.cluster_id,
         "nodes": manifest_nodes,
         "unreachable": unreachable,

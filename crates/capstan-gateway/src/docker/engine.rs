@@ -623,6 +623,7 @@ mod tests {
                 engine_proxy: p.into(),
                 ..Default::default()
             }),
+            capstan_version: String::new(),
         }
     }
 

@@ -410,6 +410,7 @@ mod tests {
             updated_at: OffsetDateTime::UNIX_EPOCH,
             cert_not_after: OffsetDateTime::UNIX_EPOCH,
             description: None,
+            capstan_version: String::new(),
         }
     }
 

@@ -31,7 +31,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// Capstan's version, shown as a component of `docker version`.
-pub const CAPSTAN_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const CAPSTAN_VERSION: &str = capstan_core::version::VERSION;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

@@ -166,6 +166,9 @@ async fn node_connected(
             )));
         };
         n.description = Some(description.clone());
+        if !description.capstan_version.is_empty() {
+            n.capstan_version = description.capstan_version.clone();
+        }
         n.state = NodeState::Ready;
         n.updated_at = time::OffsetDateTime::now_utc();
         let op = Op {
@@ -263,6 +266,15 @@ impl Dispatcher for DispatcherApi {
                 ))
             }
         };
+        // An agent too old or too new for this cluster is refused, naming
+        // both versions (an agent that reports none predates the check).
+        if !description.capstan_version.is_empty() {
+            capstan_core::version::compatible(
+                capstan_core::version::VERSION,
+                &description.capstan_version,
+            )
+            .map_err(Status::failed_precondition)?;
+        }
         node_connected(&self.state, node, description).await?;
 
         let (tx, rx) = mpsc::channel(256);

@@ -86,6 +86,7 @@ fn node_json(n: &pb::NodeInfo) -> serde_json::Value {
         "ManagerStatus": n.manager_status, "Version": n.version,
         "CreatedAt": n.created_at, "UpdatedAt": n.updated_at,
         "Labels": n.labels, "CertificateExpiry": n.cert_not_after,
+        "CapstanVersion": n.capstan_version,
     })
 }
 
